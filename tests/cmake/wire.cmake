@@ -1,0 +1,6 @@
+add_executable(test_wire unit/test_wire.c)
+target_link_libraries(test_wire PRIVATE tm_wire tm_common tm_check)
+target_compile_options(test_wire PRIVATE ${TMTOP_SAN_FLAGS})
+target_link_options(test_wire PRIVATE ${TMTOP_SAN_FLAGS})
+add_test(NAME wire COMMAND test_wire)
+set_tests_properties(wire PROPERTIES LABELS unit)
