@@ -1,0 +1,835 @@
+/* query.c - symbolized views of the store: frames per stack (through the
+ * resolver, cached per distinct return address), sites, filters, and
+ * tracemalloc's statistics and compare_to over snapshots. */
+#define _GNU_SOURCE /* qsort_r */
+#include "store.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/* The dynamic loader lives in /lib64 on x86-64 (PT_INTERP names
+ * /lib64/ld-linux-x86-64.so.2): blocks it allocates for pthread_create's TLS
+ * or for dlopen belong to the user's call, not to rtld-malloc.h. */
+const char *const tm_default_skip[] = {"/usr/include/*", "/usr/lib/*",   "/lib/*",
+                                       "/usr/lib64/*",   "/lib64/*",     "/usr/libexec/*",
+                                       "*/libtmtop-hook.so", NULL};
+
+/* Deepest inline expansion asked of the resolver for one address. */
+#define MAX_INLINE 64
+
+/* What one query learns about one frame, computed at most once per query. */
+typedef struct qframe {
+    uint64_t khash;
+    uint32_t fdone, fmatch; /* memo of the first 32 filters: evaluated, matched */
+    uint8_t sys, have_hash;
+} qframe;
+
+/* One ipinfo as seen by the current query (frames == NULL: not loaded yet). */
+typedef struct qip {
+    const tm_frame *frames;
+    qframe *info;
+    uint32_t n;
+} qip;
+
+/* Glob results per string within one query.  The resolver interns its
+ * strings, so a few hundred distinct file and module pointers stand for
+ * every frame: each (string, glob set) pair goes through fnmatch once. */
+typedef struct gmemo {
+    const char *str;
+    uint32_t tag; /* 0: the skip globs; i + 1: filter i's pattern */
+    int val;
+} gmemo;
+
+typedef struct qctx {
+    tm_store *s;
+    const tm_resolver *res;
+    tm_key key;
+    tm_key fkey; /* identity of one frame: filename for that key, else lineno */
+    int cumulative, raw_site, need_all;
+    const tm_filter *filters;
+    size_t nfilters;
+    const char *const *skip;
+    size_t nskip;
+    qip *qi;
+    /* the stack being looked at, innermost first */
+    const tm_frame **fp;
+    qframe **fq;
+    size_t nf, fcap;
+    qframe unknown_q;
+    gmemo *memo;
+    size_t memo_mask, memo_n;
+    int nomem;
+} qctx;
+
+/* A stack with no captured address still groups somewhere: one frame with
+ * nothing known. */
+static const tm_frame unknown_frame;
+
+/* ---- context ----------------------------------------------------------------- */
+
+static const tm_query default_query = {TM_KEY_LINENO, 0, NULL, 0, 0, NULL, 0};
+
+static int check_query(const tm_query *q, tm_err *err)
+{
+    if (q->key != TM_KEY_LINENO && q->key != TM_KEY_FILENAME && q->key != TM_KEY_TRACEBACK)
+        return tm_err_set(err, TM_E_USAGE, "unknown statistics key %d", (int)q->key);
+    if (q->cumulative && q->key == TM_KEY_TRACEBACK)
+        return tm_err_set(err, TM_E_USAGE,
+                          "cumulative statistics need the lineno or filename key, not traceback");
+    return 0;
+}
+
+/* The cache holds one resolver's answers: another resolver starts it over. */
+static void bind_resolver(tm_store *s, const tm_resolver *res)
+{
+    int have = res != NULL;
+    if (have == s->have_res && (!have || (res->resolve == s->res_fn && res->ctx == s->res_ctx)))
+        return;
+    arena_reset(&s->frames);
+    for (uint32_t k = 0; k < s->nipi; k++) {
+        s->ipi[k].cached = 0;
+        s->ipi[k].frames = NULL;
+    }
+    s->have_res = have;
+    s->res_fn = have ? res->resolve : NULL;
+    s->res_ctx = have ? res->ctx : NULL;
+}
+
+static int ctx_init(qctx *c, tm_store *s, const tm_query *q, const tm_resolver *res)
+{
+    memset(c, 0, sizeof *c);
+    c->s = s;
+    c->res = res;
+    c->key = q->key;
+    c->fkey = q->key == TM_KEY_FILENAME ? TM_KEY_FILENAME : TM_KEY_LINENO;
+    c->cumulative = q->cumulative;
+    c->raw_site = q->raw_site;
+    c->filters = q->filters;
+    c->nfilters = q->filters ? q->nfilters : 0;
+    c->skip = q->skip ? q->skip : tm_default_skip;
+    c->nskip = q->skip ? q->nskip : 0;
+    if (!c->nskip)
+        while (c->skip[c->nskip])
+            c->nskip++;
+    c->need_all = c->key == TM_KEY_TRACEBACK || c->cumulative;
+    for (size_t i = 0; i < c->nfilters; i++)
+        c->need_all |= c->filters[i].all_frames != 0;
+    bind_resolver(s, res);
+    arena_reset(&s->tmp);
+    c->qi = calloc(s->nipi ? s->nipi : 1, sizeof *c->qi);
+    return c->qi ? 0 : -1;
+}
+
+static void ctx_fini(qctx *c)
+{
+    free(c->memo);
+    free(c->qi);
+    free(c->fp);
+    free(c->fq);
+}
+
+/* ---- frames ----------------------------------------------------------------------- */
+
+static int glob_eval(const qctx *c, const char *str, uint32_t tag)
+{
+    if (tag) {
+        const char *pat = c->filters[tag - 1].pattern;
+        return fnmatch(pat ? pat : "*", str, 0) == 0;
+    }
+    for (size_t i = 0; i < c->nskip && c->skip[i]; i++)
+        if (fnmatch(c->skip[i], str, 0) == 0)
+            return 1;
+    return 0;
+}
+
+static size_t memo_slot(const qctx *c, const char *str, uint32_t tag)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)str ^ (uint64_t)tag << 56) * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 32) & c->memo_mask;
+}
+
+/* Does str match the skip globs (tag 0) or filter tag - 1's pattern? */
+static int glob_match(qctx *c, const char *str, uint32_t tag)
+{
+    if (c->memo) {
+        for (size_t i = memo_slot(c, str, tag); c->memo[i].str; i = (i + 1) & c->memo_mask)
+            if (c->memo[i].str == str && c->memo[i].tag == tag)
+                return c->memo[i].val;
+    }
+    int val = glob_eval(c, str, tag);
+    if (!c->memo || (c->memo_n + 1) * 2 > c->memo_mask + 1) {
+        size_t cap = c->memo ? (c->memo_mask + 1) * 2 : 256;
+        gmemo *v = calloc(cap, sizeof *v);
+        if (!v)
+            return val; /* no memo: still correct, only slower */
+        gmemo *old = c->memo;
+        size_t oldcap = old ? c->memo_mask + 1 : 0;
+        c->memo = v;
+        c->memo_mask = cap - 1;
+        for (size_t k = 0; k < oldcap; k++) {
+            if (!old[k].str)
+                continue;
+            size_t i = memo_slot(c, old[k].str, old[k].tag);
+            while (v[i].str)
+                i = (i + 1) & c->memo_mask;
+            v[i] = old[k];
+        }
+        free(old);
+    }
+    size_t i = memo_slot(c, str, tag);
+    while (c->memo[i].str)
+        i = (i + 1) & c->memo_mask;
+    c->memo[i] = (gmemo){str, tag, val};
+    c->memo_n++;
+    return val;
+}
+
+static int is_system(qctx *c, const tm_frame *f)
+{
+    return (f->file && glob_match(c, f->file, 0)) || (f->module && glob_match(c, f->module, 0));
+}
+
+/* The frames of ipinfo idx for this query: cached, or asked of the resolver. */
+static qip *load_ip(qctx *c, uint32_t idx)
+{
+    qip *x = &c->qi[idx];
+    if (x->frames)
+        return x;
+    tm_store *s = c->s;
+    ipinfo *p = &s->ipi[idx];
+    const tm_frame *frames = p->frames;
+    uint32_t n = p->nframes;
+    if (!p->cached) {
+        const tm_module *mod = p->mod == NO_MOD ? NULL : s->mods[p->mod];
+        tm_frame buf[MAX_INLINE];
+        memset(buf, 0, sizeof buf);
+        int got = c->res ? c->res->resolve(c->res->ctx, mod, p->ip, buf, MAX_INLINE) : 0;
+        int final = c->res != NULL;
+        if (got < 1) {
+            memset(buf, 0, sizeof buf[0]);
+            buf[0].module = mod ? mod->path : NULL;
+            buf[0].address = p->ip;
+            buf[0].offset = mod ? p->ip - mod->load_bias : p->ip;
+            got = 1;
+        }
+        if (got > MAX_INLINE)
+            got = MAX_INLINE;
+        for (int k = 0; k < got; k++)
+            if (buf[k].flags & TM_FRAME_PENDING)
+                final = 0;
+        tm_frame *dst = arena_alloc(final ? &s->frames : &s->tmp, (size_t)got * sizeof *dst);
+        if (!dst) {
+            c->nomem = 1;
+            return NULL;
+        }
+        memcpy(dst, buf, (size_t)got * sizeof *dst);
+        frames = dst;
+        n = (uint32_t)got;
+        if (final) {
+            p->frames = dst;
+            p->nframes = (uint16_t)got;
+            p->cached = 1;
+        }
+    }
+    qframe *info = arena_alloc(&s->tmp, n * sizeof *info);
+    if (!info) {
+        c->nomem = 1;
+        return NULL;
+    }
+    memset(info, 0, n * sizeof *info);
+    for (uint32_t k = 0; k < n; k++)
+        info[k].sys = (uint8_t)is_system(c, &frames[k]);
+    x->frames = frames;
+    x->info = info;
+    x->n = n;
+    return x;
+}
+
+/* Assembles stack id's frames into c->fp/c->fq and finds its site.  Without
+ * need_all it stops at the site, so outer frames are never resolved for a
+ * plain lineno or filename query.  Returns the site index, or -1. */
+static long load_stack(qctx *c, uint32_t id)
+{
+    tm_store *s = c->s;
+    const stack_def *d = &s->def[id];
+    int found = 0;
+    size_t site = 0;
+    c->nf = 0;
+    for (unsigned k = 0; k < d->depth; k++) {
+        qip *x = load_ip(c, s->refs[d->ref_off + k]);
+        if (!x)
+            return -1;
+        if (c->nf + x->n > c->fcap) {
+            size_t cap = c->fcap ? c->fcap * 2 : 256;
+            while (cap < c->nf + x->n)
+                cap *= 2;
+            const tm_frame **fp = realloc(c->fp, cap * sizeof *fp);
+            if (!fp)
+                goto nomem;
+            c->fp = fp;
+            qframe **fq = realloc(c->fq, cap * sizeof *fq);
+            if (!fq)
+                goto nomem;
+            c->fq = fq;
+            c->fcap = cap;
+        }
+        for (uint32_t j = 0; j < x->n; j++) {
+            if (!found && !c->raw_site && !x->info[j].sys) {
+                found = 1;
+                site = c->nf;
+            }
+            c->fp[c->nf] = &x->frames[j];
+            c->fq[c->nf] = &x->info[j];
+            c->nf++;
+        }
+        if (!c->need_all && (c->raw_site || found))
+            break;
+    }
+    if (!c->nf) {
+        if (!c->fcap) {
+            c->fp = malloc(16 * sizeof *c->fp);
+            c->fq = malloc(16 * sizeof *c->fq);
+            if (!c->fp || !c->fq)
+                goto nomem;
+            c->fcap = 16;
+        }
+        c->fp[0] = &unknown_frame;
+        c->fq[0] = &c->unknown_q;
+        c->nf = 1;
+    }
+    return found ? (long)site : 0; /* every frame is system: the innermost */
+nomem:
+    c->nomem = 1;
+    return -1;
+}
+
+/* ---- keys ------------------------------------------------------------------------
+ * A frame's identity under a key: its file and line (filename: file only);
+ * without a file, the function in its module; without either, the module and
+ * the offset in it. */
+typedef struct fkey {
+    int kind; /* 0 file, 1 function, 2 module */
+    const char *s1, *s2;
+    uint64_t num;
+} fkey;
+
+static fkey frame_key(const tm_frame *f, tm_key key)
+{
+    fkey k = {0, NULL, NULL, 0};
+    if (f->file) {
+        k.s1 = f->file;
+        k.num = key == TM_KEY_FILENAME ? 0 : f->line;
+    } else if (key == TM_KEY_FILENAME) {
+        k.kind = 2;
+        k.s1 = f->module;
+    } else if (f->function) {
+        k.kind = 1;
+        k.s1 = f->function;
+        k.s2 = f->module;
+    } else {
+        k.kind = 2;
+        k.s1 = f->module;
+        k.num = f->module ? f->offset : f->address;
+    }
+    return k;
+}
+
+static int strcmp_null(const char *a, const char *b)
+{
+    if (!a || !b)
+        return !a ? (b ? -1 : 0) : 1;
+    int r = strcmp(a, b);
+    return r < 0 ? -1 : r > 0;
+}
+
+/* Total order on frame keys, ascending; 0 exactly when the keys are equal. */
+static int frame_key_cmp(const tm_frame *a, const tm_frame *b, tm_key key)
+{
+    fkey x = frame_key(a, key), y = frame_key(b, key);
+    if (x.kind != y.kind)
+        return x.kind < y.kind ? -1 : 1;
+    int r = strcmp_null(x.s1, y.s1);
+    if (!r)
+        r = strcmp_null(x.s2, y.s2);
+    if (!r && x.num != y.num)
+        r = x.num < y.num ? -1 : 1;
+    return r;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+    h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    return h * 0xff51afd7ed558ccdull;
+}
+
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+    if (!s)
+        return mix(h, 0x5bd1e995);
+    uint64_t x = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        x = (x ^ (unsigned char)*s) * 0x100000001b3ull;
+    return mix(h, x);
+}
+
+static uint64_t frame_hash(qctx *c, const tm_frame *f, qframe *q)
+{
+    if (q->have_hash)
+        return q->khash;
+    fkey k = frame_key(f, c->fkey);
+    uint64_t h = mix(0, (uint64_t)k.kind);
+    h = str_hash(h, k.s1);
+    h = str_hash(h, k.s2);
+    q->khash = mix(h, k.num);
+    q->have_hash = 1;
+    return q->khash;
+}
+
+/* ---- filters ------------------------------------------------------------------------ */
+
+static int filter_match(qctx *c, size_t i, const tm_frame *f, qframe *q)
+{
+    if (i < 32 && (q->fdone >> i & 1))
+        return q->fmatch >> i & 1;
+    const tm_filter *fl = &c->filters[i];
+    int m = (fl->lineno == 0 || f->line == fl->lineno) &&
+            glob_match(c, f->file ? f->file : "<unknown>", (uint32_t)i + 1);
+    if (i < 32) {
+        q->fdone |= 1u << i;
+        q->fmatch |= (uint32_t)m << i;
+    }
+    return m;
+}
+
+/* tracemalloc's _apply_filters: kept if an inclusive filter matches (or there
+ * is none) and no exclusive filter does.  The stack is loaded in c. */
+static int stack_kept(qctx *c, size_t site)
+{
+    int have_inc = 0, inc_hit = 0;
+    for (size_t i = 0; i < c->nfilters; i++) {
+        const tm_filter *fl = &c->filters[i];
+        if (fl->inclusive && inc_hit)
+            continue; /* already kept by an inclusive filter */
+        int m = 0;
+        if (fl->all_frames) {
+            for (size_t k = 0; k < c->nf && !m; k++)
+                m = filter_match(c, i, c->fp[k], c->fq[k]);
+        } else {
+            m = filter_match(c, i, c->fp[site], c->fq[site]);
+        }
+        if (fl->inclusive) {
+            have_inc = 1;
+            inc_hit |= m;
+        } else if (m) {
+            return 0;
+        }
+    }
+    return !have_inc || inc_hit;
+}
+
+/* ---- grouping ------------------------------------------------------------------------ */
+
+typedef struct group {
+    uint64_t hash, size, count;
+    size_t foff;
+    uint32_t nf, site;
+    int matched;
+} group;
+
+typedef struct gtab {
+    tm_key key, fkey;
+    group *g;
+    size_t n, cap;
+    uint32_t *slot; /* group index + 1 */
+    size_t mask;
+    tm_frame *fr;
+    size_t nfr, frcap;
+} gtab;
+
+static void gt_free(gtab *t)
+{
+    free(t->g);
+    free(t->slot);
+    free(t->fr);
+}
+
+static int gt_same(const gtab *t, const group *g, const tm_frame *const *fp, size_t nf)
+{
+    if (g->nf != nf)
+        return 0;
+    for (size_t k = 0; k < nf; k++)
+        if (frame_key_cmp(&t->fr[g->foff + k], fp[k], t->fkey) != 0)
+            return 0;
+    return 1;
+}
+
+/* The group with this key, or NULL. */
+static group *gt_find(const gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf)
+{
+    if (!t->slot)
+        return NULL;
+    for (size_t i = hash & t->mask; t->slot[i]; i = (i + 1) & t->mask) {
+        group *g = &t->g[t->slot[i] - 1];
+        if (g->hash == hash && gt_same(t, g, fp, nf))
+            return g;
+    }
+    return NULL;
+}
+
+static int gt_grow_slots(gtab *t)
+{
+    size_t cap = t->slot ? (t->mask + 1) * 2 : 1024;
+    uint32_t *v = calloc(cap, sizeof *v);
+    if (!v)
+        return -1;
+    for (size_t k = 0; k < t->n; k++) {
+        size_t i = t->g[k].hash & (cap - 1);
+        while (v[i])
+            i = (i + 1) & (cap - 1);
+        v[i] = (uint32_t)k + 1;
+    }
+    free(t->slot);
+    t->slot = v;
+    t->mask = cap - 1;
+    return 0;
+}
+
+/* Adds size/count to the group of the key fp[0..nf), creating it (with a
+ * copy of the frames) if new. */
+static int gt_add(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, uint32_t site,
+                  uint64_t size, uint64_t count)
+{
+    group *g = gt_find(t, hash, fp, nf);
+    if (g) {
+        g->size += size;
+        g->count += count;
+        return 0;
+    }
+    if (!t->slot || (t->n + 1) * 2 > t->mask + 1)
+        if (gt_grow_slots(t) != 0)
+            return -1;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        group *v = realloc(t->g, cap * sizeof *v);
+        if (!v)
+            return -1;
+        t->g = v;
+        t->cap = cap;
+    }
+    if (t->nfr + nf > t->frcap) {
+        size_t cap = t->frcap ? t->frcap * 2 : 256;
+        while (cap < t->nfr + nf)
+            cap *= 2;
+        tm_frame *v = realloc(t->fr, cap * sizeof *v);
+        if (!v)
+            return -1;
+        t->fr = v;
+        t->frcap = cap;
+    }
+    g = &t->g[t->n];
+    g->hash = hash;
+    g->size = size;
+    g->count = count;
+    g->foff = t->nfr;
+    g->nf = (uint32_t)nf;
+    g->site = site;
+    g->matched = 0;
+    for (size_t k = 0; k < nf; k++) {
+        tm_frame *f = &t->fr[t->nfr + k];
+        *f = *fp[k];
+        if (t->key == TM_KEY_FILENAME) {
+            /* one file gathers many lines and functions: keep only the file */
+            f->function = NULL;
+            f->line = 0;
+            f->address = 0;
+            f->offset = 0;
+        }
+    }
+    t->nfr += nf;
+    size_t i = hash & t->mask;
+    while (t->slot[i])
+        i = (i + 1) & t->mask;
+    t->slot[i] = (uint32_t)t->n + 1;
+    t->n++;
+    return 0;
+}
+
+/* Groups the stacks of snap under the query of c into t. */
+static int group_snapshot(qctx *c, const tm_snapshot *snap, gtab *t)
+{
+    memset(t, 0, sizeof *t);
+    t->key = c->key;
+    t->fkey = c->fkey;
+    for (size_t e = 0; e < snap->n; e++) {
+        const snap_ent *en = &snap->e[e];
+        long site = load_stack(c, en->id);
+        if (site < 0)
+            return -1;
+        if (c->nfilters && !stack_kept(c, (size_t)site))
+            continue;
+        if (c->key == TM_KEY_TRACEBACK) {
+            uint64_t h = mix(0, c->nf);
+            for (size_t k = 0; k < c->nf; k++)
+                h = mix(h, frame_hash(c, c->fp[k], c->fq[k]));
+            if (gt_add(t, h, c->fp, c->nf, (uint32_t)site, en->bytes, en->blocks) != 0)
+                return -1;
+        } else {
+            /* cumulative: once per frame from the site outward, so a line
+             * that recurs in a stack counts as often (tracemalloc does so) */
+            size_t last = c->cumulative ? c->nf : (size_t)site + 1;
+            for (size_t k = (size_t)site; k < last; k++) {
+                uint64_t h = frame_hash(c, c->fp[k], c->fq[k]);
+                if (gt_add(t, h, &c->fp[k], 1, 0, en->bytes, en->blocks) != 0)
+                    return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* ---- results ----------------------------------------------------------------------- */
+
+struct tm_stats_priv {
+    tm_frame *frames;
+};
+
+void tm_stats_free(tm_stats *st)
+{
+    if (!st)
+        return;
+    if (st->priv) {
+        free(st->priv->frames);
+        free(st->priv);
+    }
+    free(st->v);
+    free(st);
+}
+
+static tm_stats *stats_new(size_t n, tm_frame *frames)
+{
+    tm_stats *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->priv = calloc(1, sizeof *st->priv);
+    st->v = calloc(n ? n : 1, sizeof *st->v);
+    if (!st->priv || !st->v) {
+        tm_stats_free(st);
+        return NULL;
+    }
+    st->priv->frames = frames;
+    st->n = n;
+    return st;
+}
+
+/* Keys compare like tracemalloc's Traceback: frame lists from the oldest
+ * frame, a prefix before a longer list. */
+static int key_cmp(const tm_stat *a, const tm_stat *b, tm_key key)
+{
+    uint32_t n = a->nframes < b->nframes ? a->nframes : b->nframes;
+    for (uint32_t k = 1; k <= n; k++) {
+        int r = frame_key_cmp(&a->frames[a->nframes - k], &b->frames[b->nframes - k], key);
+        if (r)
+            return r;
+    }
+    return a->nframes < b->nframes ? -1 : a->nframes > b->nframes;
+}
+
+#define CMP_DESC(x, y)                                                                             \
+    do {                                                                                           \
+        if ((x) != (y))                                                                            \
+            return (x) > (y) ? -1 : 1;                                                             \
+    } while (0)
+
+static int stat_cmp(const void *pa, const void *pb, void *pk)
+{
+    const tm_stat *a = pa, *b = pb;
+    CMP_DESC(a->size, b->size);
+    CMP_DESC(a->count, b->count);
+    return -key_cmp(a, b, *(const tm_key *)pk);
+}
+
+static uint64_t abs64(int64_t v)
+{
+    return v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+}
+
+static int diff_cmp(const void *pa, const void *pb, void *pk)
+{
+    const tm_stat *a = pa, *b = pb;
+    CMP_DESC(abs64(a->size_diff), abs64(b->size_diff));
+    CMP_DESC(a->size, b->size);
+    CMP_DESC(abs64(a->count_diff), abs64(b->count_diff));
+    CMP_DESC(a->count, b->count);
+    return -key_cmp(a, b, *(const tm_key *)pk);
+}
+
+static void fill_stat(tm_stat *v, const group *g, const tm_frame *frames)
+{
+    v->frames = frames;
+    v->nframes = g->nf;
+    v->site_index = g->site;
+    v->size = g->size;
+    v->count = g->count;
+    v->size_diff = 0;
+    v->count_diff = 0;
+}
+
+tm_stats *tm_snapshot_statistics(const tm_snapshot *snap, const tm_query *q, const tm_resolver *res,
+                                 tm_err *err)
+{
+    if (!q)
+        q = &default_query;
+    if (check_query(q, err) != 0)
+        return NULL;
+    qctx c;
+    gtab t;
+    if (ctx_init(&c, snap->s, q, res) != 0) {
+        ctx_fini(&c);
+        tm_err_set(err, TM_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    int rc = group_snapshot(&c, snap, &t);
+    ctx_fini(&c);
+    tm_stats *st = rc == 0 ? stats_new(t.n, t.fr) : NULL;
+    if (!st) {
+        gt_free(&t);
+        tm_err_set(err, TM_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    t.fr = NULL; /* now owned by st */
+    for (size_t i = 0; i < t.n; i++)
+        fill_stat(&st->v[i], &t.g[i], st->priv->frames + t.g[i].foff);
+    tm_key fkey = t.fkey;
+    qsort_r(st->v, st->n, sizeof *st->v, stat_cmp, &fkey);
+    gt_free(&t);
+    return st;
+}
+
+tm_stats *tm_snapshot_compare(const tm_snapshot *now, const tm_snapshot *old, const tm_query *q,
+                              const tm_resolver *res, tm_err *err)
+{
+    if (!q)
+        q = &default_query;
+    if (check_query(q, err) != 0)
+        return NULL;
+    qctx c1, c2;
+    gtab tn, to;
+    int same = now->s == old->s, rc = -1;
+    tm_stats *st = NULL;
+    memset(&tn, 0, sizeof tn);
+    memset(&to, 0, sizeof to);
+    memset(&c2, 0, sizeof c2);
+    if (ctx_init(&c1, now->s, q, res) == 0 && (same || ctx_init(&c2, old->s, q, res) == 0) &&
+        group_snapshot(&c1, now, &tn) == 0 && group_snapshot(same ? &c1 : &c2, old, &to) == 0)
+        rc = 0;
+    ctx_fini(&c1);
+    ctx_fini(&c2);
+    if (rc != 0)
+        goto nomem;
+
+    /* join: every key of now, then the keys that vanished */
+    const tm_frame **tmp = NULL;
+    size_t tmpcap = 0, nvan = 0, nfr = tn.nfr;
+    for (size_t i = 0; i < tn.n; i++) {
+        group *g = &tn.g[i];
+        if (g->nf > tmpcap) {
+            const tm_frame **v = realloc(tmp, g->nf * sizeof *v);
+            if (!v) {
+                free(tmp);
+                goto nomem;
+            }
+            tmp = v;
+            tmpcap = g->nf;
+        }
+        for (uint32_t k = 0; k < g->nf; k++)
+            tmp[k] = &tn.fr[g->foff + k];
+        group *o = gt_find(&to, g->hash, tmp, g->nf);
+        if (o)
+            o->matched = 1;
+        g->matched = o ? (int)(o - to.g) + 1 : 0;
+    }
+    free(tmp);
+    for (size_t i = 0; i < to.n; i++)
+        if (!to.g[i].matched) {
+            nvan++;
+            nfr += to.g[i].nf;
+        }
+    tm_frame *frames = malloc((nfr ? nfr : 1) * sizeof *frames);
+    if (!frames || !(st = stats_new(tn.n + nvan, frames))) {
+        free(frames);
+        goto nomem;
+    }
+    if (tn.nfr)
+        memcpy(frames, tn.fr, tn.nfr * sizeof *frames);
+    size_t n = 0, off = tn.nfr;
+    for (size_t i = 0; i < tn.n; i++) {
+        const group *g = &tn.g[i];
+        tm_stat *v = &st->v[n++];
+        fill_stat(v, g, frames + g->foff);
+        const group *o = g->matched ? &to.g[g->matched - 1] : NULL;
+        v->size_diff = (int64_t)(g->size - (o ? o->size : 0));
+        v->count_diff = (int64_t)(g->count - (o ? o->count : 0));
+    }
+    for (size_t i = 0; i < to.n; i++) {
+        const group *o = &to.g[i];
+        if (o->matched)
+            continue;
+        memcpy(frames + off, to.fr + o->foff, o->nf * sizeof *frames);
+        tm_stat *v = &st->v[n++];
+        fill_stat(v, o, frames + off);
+        v->size = 0;
+        v->count = 0;
+        v->size_diff = -(int64_t)o->size;
+        v->count_diff = -(int64_t)o->count;
+        off += o->nf;
+    }
+    tm_key fkey = tn.fkey;
+    qsort_r(st->v, st->n, sizeof *st->v, diff_cmp, &fkey);
+    gt_free(&tn);
+    gt_free(&to);
+    return st;
+nomem:
+    gt_free(&tn);
+    gt_free(&to);
+    tm_err_set(err, TM_E_NOMEM, "out of memory");
+    return NULL;
+}
+
+size_t tm_store_stack_frames(tm_store *s, uint32_t stack_id, const tm_query *q,
+                             const tm_resolver *res, const tm_frame **frames, uint32_t *site)
+{
+    *frames = NULL;
+    *site = 0;
+    if (stack_id >= s->stack_cap || !s->agg[stack_id].defined)
+        return 0;
+    if (!q)
+        q = &default_query;
+    qctx c;
+    size_t n = 0;
+    long st = -1;
+    if (ctx_init(&c, s, q, res) == 0) {
+        c.need_all = 1;
+        st = load_stack(&c, stack_id);
+    }
+    if (st >= 0 && c.nf > s->scratch_cap) {
+        tm_frame *v = realloc(s->scratch, c.nf * sizeof *v);
+        if (v) {
+            s->scratch = v;
+            s->scratch_cap = c.nf;
+        } else {
+            st = -1;
+        }
+    }
+    if (st >= 0) {
+        for (size_t k = 0; k < c.nf; k++)
+            s->scratch[k] = *c.fp[k];
+        n = c.nf;
+        *frames = s->scratch;
+        *site = (uint32_t)st;
+    }
+    ctx_fini(&c);
+    return n;
+}
