@@ -1,0 +1,833 @@
+/* dwarf.c - reads one object's DWARF with libdwarf 20210528 into flat sorted
+ * arrays: line rows, function scopes (out-of-line and inlined) and disjoint
+ * address segments naming the innermost scope.  Everything is read eagerly,
+ * then libdwarf is closed: a lookup is two binary searches.
+ *
+ * libdwarf rules followed throughout (RESEARCH.md §1.10): every call gets an
+ * error pointer (without one libdwarf aborts the process), every returned
+ * error is freed (also one left behind with DW_DLV_NO_ENTRY, which libdwarf
+ * does on some corrupt input, hence the `|| err` tests), and with the allocation tree off
+ * (sym_dwarf_global_init) every DIE, attribute and srcfiles list is freed here, while strings that
+ * point into sections (dwarf_formstring) never are. */
+#include "symbolize_internal.h"
+
+#include <dwarf.h>
+#include <libdwarf.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Depth caps: corrupt DWARF can nest or chain without end. */
+#define MAX_NEST 128
+#define MAX_REF_DEPTH 8
+
+typedef struct pc_range {
+    uint64_t lo, hi;
+} pc_range;
+
+typedef struct range {
+    uint64_t lo, hi;
+    uint32_t scope;
+    uint32_t depth;
+    uint32_t order; /* creation order, for a stable sort */
+} range;
+
+/* DIE offset -> name cache, for the abstract origins many inlined scopes
+ * share.  Open addressing; key 0 is never a DIE offset (offset 0 is a CU
+ * header), so it marks empty slots. */
+typedef struct name_slot {
+    Dwarf_Off off;
+    const char *name;
+    int is_linkage;
+} name_slot;
+
+typedef struct dw {
+    Dwarf_Debug dbg;
+    sym_intern *in;
+    uint64_t errors;
+    int oom;
+
+    sym_row *rows;
+    size_t nrows, rows_cap;
+    sym_scope *scopes;
+    size_t nscopes, scopes_cap;
+    range *ranges;
+    size_t nranges, ranges_cap;
+
+    name_slot *names;
+    size_t names_cap, names_count;
+
+    /* the CU being read */
+    const char **files;
+    size_t nfiles;
+    int file_base;      /* 0 for DWARF 5 line tables, 1 for DWARF 2-4 */
+    Dwarf_Half version; /* CU version */
+    Dwarf_Addr cu_base; /* CU DW_AT_low_pc: base of DWARF 2-4 range lists */
+    int cu_is_c;        /* the CU language is C-like (see SYM_SCOPE_NAME_FROM_SYMTAB) */
+    pc_range *tmp;      /* ranges of the DIE being read */
+    size_t tmp_cap;
+} dw;
+
+static void dw_fail(dw *c, Dwarf_Error *err)
+{
+    if (*err) {
+        dwarf_dealloc_error(c->dbg, *err);
+        *err = NULL;
+    }
+    c->errors++;
+}
+
+/* ---- attributes ---------------------------------------------------------- */
+
+/* The string value of attribute at, or NULL.  Points into a section. */
+static const char *attr_string(dw *c, Dwarf_Die die, Dwarf_Half at)
+{
+    Dwarf_Error err = NULL;
+    char *s = NULL;
+    int rc = dwarf_die_text(die, at, &s, &err);
+    if (rc == DW_DLV_ERROR || err) {
+        dw_fail(c, &err);
+        return NULL;
+    }
+    return rc == DW_DLV_OK ? s : NULL;
+}
+
+/* Reference attribute at as a global .debug_info offset.  Returns 1 if set. */
+static int attr_ref(dw *c, Dwarf_Die die, Dwarf_Half at, Dwarf_Off *off)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Attribute a = NULL;
+    int rc = dwarf_attr(die, at, &a, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return 0;
+    int ok = 0;
+    Dwarf_Half form = 0;
+    rc = dwarf_whatform(a, &form, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    /* references into a dwz supplementary file or a type unit point outside
+     * this .debug_info: not followed */
+    if (rc == DW_DLV_OK && form != DW_FORM_GNU_ref_alt && form != DW_FORM_ref_sig8 &&
+        form != DW_FORM_ref_sup4 && form != DW_FORM_ref_sup8) {
+        rc = dwarf_global_formref(a, off, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(c, &err);
+        ok = rc == DW_DLV_OK && *off != 0;
+    }
+    dwarf_dealloc_attribute(a);
+    return ok;
+}
+
+/* Unsigned constant attribute at.  gcc 12 writes DW_AT_call_file as
+ * DW_FORM_implicit_const, which dwarf_formudata rejects: read it with
+ * dwarf_formsdata.  Returns 1 if set. */
+static int attr_udata(dw *c, Dwarf_Die die, Dwarf_Half at, uint64_t *out)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Attribute a = NULL;
+    int rc = dwarf_attr(die, at, &a, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return 0;
+    Dwarf_Half form = 0;
+    int ok = 0;
+    rc = dwarf_whatform(a, &form, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc == DW_DLV_OK) {
+        if (form == DW_FORM_implicit_const || form == DW_FORM_sdata) {
+            Dwarf_Signed v = 0;
+            rc = dwarf_formsdata(a, &v, &err);
+            if (rc == DW_DLV_OK && v >= 0) {
+                *out = (uint64_t)v;
+                ok = 1;
+            }
+        } else {
+            Dwarf_Unsigned v = 0;
+            rc = dwarf_formudata(a, &v, &err);
+            if (rc == DW_DLV_OK) {
+                *out = v;
+                ok = 1;
+            }
+        }
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(c, &err);
+    }
+    dwarf_dealloc_attribute(a);
+    return ok;
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static name_slot *name_find(dw *c, Dwarf_Off off)
+{
+    if (!c->names_cap)
+        return NULL;
+    size_t i = (size_t)((off * 0x9e3779b97f4a7c15ull) >> 20) & (c->names_cap - 1);
+    while (c->names[i].off) {
+        if (c->names[i].off == off)
+            return &c->names[i];
+        i = (i + 1) & (c->names_cap - 1);
+    }
+    return NULL;
+}
+
+static void name_put(dw *c, Dwarf_Off off, const char *name, int is_linkage)
+{
+    if ((c->names_count + 1) * 2 > c->names_cap) {
+        size_t ncap = c->names_cap ? c->names_cap * 2 : 1024;
+        name_slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
+            return; /* a cache: losing an entry only costs time */
+        for (size_t j = 0; j < c->names_cap; j++) {
+            if (!c->names[j].off)
+                continue;
+            size_t i = (size_t)((c->names[j].off * 0x9e3779b97f4a7c15ull) >> 20) & (ncap - 1);
+            while (ns[i].off)
+                i = (i + 1) & (ncap - 1);
+            ns[i] = c->names[j];
+        }
+        free(c->names);
+        c->names = ns;
+        c->names_cap = ncap;
+    }
+    size_t i = (size_t)((off * 0x9e3779b97f4a7c15ull) >> 20) & (c->names_cap - 1);
+    while (c->names[i].off)
+        i = (i + 1) & (c->names_cap - 1);
+    c->names[i].off = off;
+    c->names[i].name = name;
+    c->names[i].is_linkage = is_linkage;
+    c->names_count++;
+}
+
+static const char *die_name(dw *c, Dwarf_Die die, int depth, int *is_linkage);
+
+static const char *ref_name(dw *c, Dwarf_Off off, int depth, int *is_linkage)
+{
+    name_slot *hit = name_find(c, off);
+    if (hit) {
+        *is_linkage = hit->is_linkage;
+        return hit->name;
+    }
+    Dwarf_Error err = NULL;
+    Dwarf_Die t = NULL;
+    int rc = dwarf_offdie_b(c->dbg, off, 1, &t, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return NULL;
+    const char *n = die_name(c, t, depth + 1, is_linkage);
+    dwarf_dealloc_die(t);
+    name_put(c, off, n, *is_linkage);
+    return n;
+}
+
+/* A scope's name as binutils' addr2line chooses it: a linkage name found
+ * anywhere along DW_AT_abstract_origin / DW_AT_specification wins over a
+ * plain DW_AT_name; otherwise the first DW_AT_name.  Interned, or NULL. */
+static const char *die_name(dw *c, Dwarf_Die die, int depth, int *is_linkage)
+{
+    *is_linkage = 0;
+    const char *s = attr_string(c, die, DW_AT_linkage_name);
+    if (!s)
+        s = attr_string(c, die, DW_AT_MIPS_linkage_name);
+    if (s) {
+        *is_linkage = 1;
+        return sym_intern_str(c->in, s);
+    }
+    const char *name = attr_string(c, die, DW_AT_name);
+    if (name) {
+        name = sym_intern_str(c->in, name);
+        if (!name)
+            c->oom = 1;
+    }
+    if (depth >= MAX_REF_DEPTH)
+        return name;
+    static const Dwarf_Half refs[] = {DW_AT_abstract_origin, DW_AT_specification};
+    for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+        Dwarf_Off off;
+        if (!attr_ref(c, die, refs[i], &off))
+            continue;
+        int link = 0;
+        const char *n = ref_name(c, off, depth, &link);
+        if (n && link) {
+            *is_linkage = 1;
+            return n;
+        }
+        if (!name)
+            name = n;
+    }
+    return name;
+}
+
+/* ---- ranges -------------------------------------------------------------- */
+
+/* Fills c->tmp with the DIE's address ranges and returns how many:
+ * low_pc/high_pc, else DW_AT_ranges (.debug_rnglists for DWARF 5,
+ * .debug_ranges before). */
+static int die_ranges(dw *c, Dwarf_Die die)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Addr lo = 0, hi = 0;
+    int rc = dwarf_lowpc(die, &lo, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc == DW_DLV_OK) {
+        Dwarf_Half form = 0;
+        enum Dwarf_Form_Class cls = DW_FORM_CLASS_UNKNOWN;
+        rc = dwarf_highpc_b(die, &hi, &form, &cls, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(c, &err);
+        if (rc != DW_DLV_OK)
+            return 0;
+        if (cls == DW_FORM_CLASS_CONSTANT)
+            hi += lo;
+        if (sym_grow((void **)&c->tmp, &c->tmp_cap, 1, sizeof *c->tmp) < 0) {
+            c->oom = 1;
+            return 0;
+        }
+        c->tmp[0] = (pc_range){lo, hi};
+        return 1;
+    }
+
+    Dwarf_Attribute a = NULL;
+    rc = dwarf_attr(die, DW_AT_ranges, &a, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return 0;
+    int n = 0;
+    Dwarf_Half form = 0;
+    Dwarf_Unsigned val = 0;
+    rc = dwarf_whatform(a, &form, &err);
+    if (rc == DW_DLV_OK) {
+        if (form == DW_FORM_rnglistx) {
+            rc = dwarf_formudata(a, &val, &err);
+        } else {
+            Dwarf_Off off = 0;
+            rc = dwarf_global_formref(a, &off, &err);
+            val = off;
+        }
+    }
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc == DW_DLV_OK && c->version >= 5) {
+        Dwarf_Rnglists_Head head = NULL;
+        Dwarf_Unsigned count = 0, goff = 0;
+        rc = dwarf_rnglists_get_rle_head(a, form, val, &head, &count, &goff, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(c, &err);
+        if (rc == DW_DLV_OK) {
+            for (Dwarf_Unsigned i = 0; i < count && n < INT32_MAX; i++) {
+                unsigned len = 0, code = 0;
+                Dwarf_Unsigned r1, r2, c1 = 0, c2 = 0;
+                Dwarf_Bool unavailable = 0;
+                rc = dwarf_get_rnglists_entry_fields_a(head, i, &len, &code, &r1, &r2, &unavailable,
+                                                       &c1, &c2, &err);
+                if (rc == DW_DLV_ERROR || err)
+                    dw_fail(c, &err);
+                if (rc != DW_DLV_OK || code == DW_RLE_end_of_list)
+                    break;
+                /* the cooked values are final addresses: base entries
+                 * have already been applied */
+                if (code == DW_RLE_base_address || code == DW_RLE_base_addressx || unavailable)
+                    continue;
+                if (sym_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
+                    c->oom = 1;
+                    break;
+                }
+                c->tmp[n++] = (pc_range){c1, c2};
+            }
+            dwarf_dealloc_rnglists_head(head);
+        }
+    } else if (rc == DW_DLV_OK) {
+        Dwarf_Ranges *buf = NULL;
+        Dwarf_Signed len = 0;
+        Dwarf_Unsigned bytes = 0;
+        Dwarf_Off real = 0;
+        rc = dwarf_get_ranges_b(c->dbg, val, die, &real, &buf, &len, &bytes, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(c, &err);
+        if (rc == DW_DLV_OK) {
+            /* entries are offsets from the CU base address, which a base
+             * address selection entry replaces */
+            Dwarf_Addr base = c->cu_base;
+            for (Dwarf_Signed i = 0; i < len && n < INT32_MAX; i++) {
+                if (buf[i].dwr_type == DW_RANGES_END)
+                    break;
+                if (buf[i].dwr_type == DW_RANGES_ADDRESS_SELECTION) {
+                    base = buf[i].dwr_addr2;
+                    continue;
+                }
+                if (sym_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
+                    c->oom = 1;
+                    break;
+                }
+                c->tmp[n++] = (pc_range){base + buf[i].dwr_addr1, base + buf[i].dwr_addr2};
+            }
+            dwarf_ranges_dealloc(c->dbg, buf, len);
+        }
+    }
+    dwarf_dealloc_attribute(a);
+    return n;
+}
+
+/* ---- DIE walk ------------------------------------------------------------ */
+
+/* Languages whose DW_AT_name binutils takes as the symbol name (its
+ * mangle_style() == 0): C and a few old ones.  For the others a function
+ * without DW_AT_linkage_name is named from the ELF symbol table. */
+static int lang_is_c(Dwarf_Unsigned lang)
+{
+    switch (lang) {
+    case DW_LANG_C89:
+    case DW_LANG_C:
+    case DW_LANG_C99:
+    case DW_LANG_C11:
+    case 0x2c: /* DW_LANG_C17 (DWARF 6), not in this dwarf.h */
+    case DW_LANG_Cobol74:
+    case DW_LANG_Cobol85:
+    case DW_LANG_Fortran77:
+    case DW_LANG_Pascal83:
+    case DW_LANG_PLI:
+    case DW_LANG_UPC:
+    case DW_LANG_Upc:
+    case DW_LANG_Mips_Assembler:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static const char *file_name(dw *c, uint64_t idx)
+{
+    if (idx < (uint64_t)c->file_base)
+        return NULL;
+    idx -= (uint64_t)c->file_base;
+    return idx < c->nfiles ? c->files[idx] : NULL;
+}
+
+static void walk_children(dw *c, Dwarf_Die parent, int32_t scope, uint32_t depth, int nest,
+                          int in_func);
+
+/* in_func: die lies inside a function's DIE.  gcc writes the out-of-line
+ * body of a lambda's operator() (and of other local classes' methods) inside
+ * the closure type, inside the enclosing function's DIE, which is often an
+ * abstract instance without code: both are searched, but only there (types
+ * at namespace level hold declarations only, and walking them all would
+ * slow the load down). */
+static void visit(dw *c, Dwarf_Die die, int32_t scope, uint32_t depth, int nest, int in_func)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Half tag = 0;
+    if (dwarf_tag(die, &tag, &err) != DW_DLV_OK) {
+        dw_fail(c, &err);
+        return;
+    }
+    switch (tag) {
+    case DW_TAG_subprogram:
+    case DW_TAG_inlined_subroutine:
+    case DW_TAG_entry_point: {
+        int n = die_ranges(c, die);
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            /* address 0 and -1/-2 are what linkers leave for discarded code */
+            pc_range r = c->tmp[i];
+            if (r.lo >= r.hi || r.lo == 0 || r.lo >= ~1ull)
+                continue;
+            c->tmp[kept++] = r;
+        }
+        if (!kept) {
+            /* declarations and abstract instances: no code of their own,
+             * but maybe local classes with method bodies */
+            if (tag == DW_TAG_subprogram)
+                walk_children(c, die, scope, depth, nest + 1, 1);
+            return;
+        }
+        if (c->nscopes >= INT32_MAX ||
+            sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
+            sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
+                     sizeof *c->ranges) < 0) {
+            c->oom = 1;
+            return;
+        }
+        int link;
+        sym_scope *sc = &c->scopes[c->nscopes];
+        sc->name = die_name(c, die, 0, &link);
+        sc->call_file = NULL;
+        sc->call_line = 0;
+        sc->entry = c->tmp[0].lo;
+        /* a nested (not inlined) function is a real function of its own */
+        sc->parent = tag == DW_TAG_inlined_subroutine ? scope : -1;
+        sc->flags = sc->parent < 0 && !link && !c->cu_is_c ? SYM_SCOPE_NAME_FROM_SYMTAB : 0;
+        if (tag == DW_TAG_inlined_subroutine) {
+            uint64_t v;
+            if (attr_udata(c, die, DW_AT_call_file, &v))
+                sc->call_file = file_name(c, v);
+            if (attr_udata(c, die, DW_AT_call_line, &v))
+                sc->call_line = v > UINT32_MAX ? 0 : (uint32_t)v;
+        }
+        uint32_t id = (uint32_t)c->nscopes++;
+        for (int i = 0; i < kept; i++) {
+            range *r = &c->ranges[c->nranges];
+            r->lo = c->tmp[i].lo;
+            r->hi = c->tmp[i].hi;
+            r->scope = id;
+            r->depth = depth;
+            r->order = (uint32_t)c->nranges;
+            c->nranges++;
+        }
+        walk_children(c, die, (int32_t)id, depth + 1, nest + 1, 1);
+        return;
+    }
+    case DW_TAG_lexical_block:
+    case DW_TAG_try_block:
+    case DW_TAG_catch_block:
+    case DW_TAG_namespace:
+    case DW_TAG_module:
+        walk_children(c, die, scope, depth, nest + 1, in_func);
+        return;
+    case DW_TAG_structure_type:
+    case DW_TAG_class_type:
+    case DW_TAG_union_type:
+        if (in_func)
+            walk_children(c, die, scope, depth, nest + 1, in_func);
+        return;
+    default:
+        return;
+    }
+}
+
+static void walk_children(dw *c, Dwarf_Die parent, int32_t scope, uint32_t depth, int nest,
+                          int in_func)
+{
+    if (nest > MAX_NEST || c->oom)
+        return;
+    Dwarf_Error err = NULL;
+    Dwarf_Die child = NULL;
+    int rc = dwarf_child(parent, &child, &err);
+    while (rc == DW_DLV_OK) {
+        visit(c, child, scope, depth, nest, in_func);
+        Dwarf_Die next = NULL;
+        rc = dwarf_siblingof_b(c->dbg, child, 1, &next, &err);
+        dwarf_dealloc_die(child);
+        child = next;
+        if (c->oom)
+            break;
+    }
+    if (rc == DW_DLV_OK && child)
+        dwarf_dealloc_die(child);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+}
+
+/* ---- line tables --------------------------------------------------------- */
+
+static void free_srcfiles(dw *c, char **files, Dwarf_Signed n)
+{
+    for (Dwarf_Signed i = 0; i < n; i++)
+        dwarf_dealloc(c->dbg, files[i], DW_DLA_STRING);
+    dwarf_dealloc(c->dbg, files, DW_DLA_LIST);
+}
+
+/* Loads the CU's file names into c->files (interned).  Returns 0 or -1. */
+static int load_files(dw *c, Dwarf_Die cu, const char ***files, size_t *cap)
+{
+    Dwarf_Error err = NULL;
+    char **src = NULL;
+    Dwarf_Signed n = 0;
+    c->nfiles = 0;
+    int rc = dwarf_srcfiles(cu, &src, &n, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return -1;
+    if (n > 0 && sym_grow((void **)files, cap, (size_t)n, sizeof **files) < 0) {
+        free_srcfiles(c, src, n);
+        c->oom = 1;
+        return -1;
+    }
+    for (Dwarf_Signed i = 0; i < n; i++)
+        (*files)[i] = src[i] ? sym_intern_str(c->in, src[i]) : NULL;
+    c->files = *files;
+    c->nfiles = (size_t)(n > 0 ? n : 0);
+    free_srcfiles(c, src, n);
+    return 0;
+}
+
+/* Appends the CU's line rows, keeping what addr2line (bfd) keeps: only the
+ * last row of a run of rows at one address within a sequence (so the end
+ * marker replaces rows at its own address), and no sequence that starts at
+ * address 0 (code the linker discarded). */
+static void load_lines(dw *c, Dwarf_Die cu)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Unsigned version = 0;
+    Dwarf_Small tables = 0;
+    Dwarf_Line_Context ctx = NULL;
+    int rc = dwarf_srclines_b(cu, &version, &tables, &ctx, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return;
+    c->file_base = version >= 5 ? 0 : 1;
+    Dwarf_Line *lines = NULL;
+    Dwarf_Signed n = 0;
+    rc = dwarf_srclines_from_linecontext(ctx, &lines, &n, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    size_t seq_start = c->nrows;
+    for (Dwarf_Signed i = 0; rc == DW_DLV_OK && i < n; i++) {
+        Dwarf_Addr addr = 0;
+        Dwarf_Unsigned lineno = 0, fileno = 0;
+        Dwarf_Bool end = 0;
+        if (dwarf_lineaddr(lines[i], &addr, &err) != DW_DLV_OK ||
+            dwarf_lineno(lines[i], &lineno, &err) != DW_DLV_OK ||
+            dwarf_line_srcfileno(lines[i], &fileno, &err) != DW_DLV_OK ||
+            dwarf_lineendsequence(lines[i], &end, &err) != DW_DLV_OK) {
+            dw_fail(c, &err);
+            break;
+        }
+        sym_row *last = c->nrows > seq_start ? &c->rows[c->nrows - 1] : NULL;
+        if (last && last->addr > addr) {
+            /* addresses go backwards inside a sequence: corrupt; drop it */
+            c->nrows = seq_start;
+            last = NULL;
+        }
+        sym_row *r;
+        if (last && last->addr == addr) {
+            r = last;
+        } else {
+            if (sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
+                c->oom = 1;
+                break;
+            }
+            r = &c->rows[c->nrows++];
+        }
+        r->addr = addr;
+        r->file = file_name(c, fileno);
+        r->line = lineno > UINT32_MAX ? 0 : (uint32_t)lineno;
+        r->end = end ? 1 : 0;
+        if (end) {
+            if (c->rows[seq_start].addr == 0)
+                c->nrows = seq_start;
+            seq_start = c->nrows;
+        }
+    }
+    /* an unterminated last sequence would cover everything after it */
+    c->nrows = seq_start;
+    dwarf_srclines_dealloc_b(ctx);
+}
+
+/* ---- assembly ------------------------------------------------------------ */
+
+/* Row order: address, then end markers first at equal addresses; rows from
+ * different sequences at one address keep their table order (the stable
+ * merge sort below), so the later one is found by the upper-bound lookup. */
+static int row_before(const sym_row *x, const sym_row *y)
+{
+    if (x->addr != y->addr)
+        return x->addr < y->addr;
+    return x->end > y->end;
+}
+
+static int sort_rows(sym_row *v, size_t n)
+{
+    if (n < 2)
+        return 0;
+    sym_row *tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    /* bottom-up merge sort; runs inside one sequence are already sorted, so
+     * most merges are copies */
+    sym_row *src = v, *dst = tmp;
+    for (size_t w = 1; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n;
+            size_t hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi)
+                dst[k++] = row_before(&src[j], &src[i]) ? src[j++] : src[i++];
+            while (i < mid)
+                dst[k++] = src[i++];
+            while (j < hi)
+                dst[k++] = src[j++];
+        }
+        sym_row *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, n * sizeof *v);
+    free(tmp);
+    return 0;
+}
+
+static int range_cmp(const void *a, const void *b)
+{
+    const range *x = a, *y = b;
+    if (x->lo != y->lo)
+        return x->lo < y->lo ? -1 : 1;
+    if (x->depth != y->depth)
+        return x->depth < y->depth ? -1 : 1;
+    if (x->hi != y->hi)
+        return x->hi > y->hi ? -1 : 1;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+typedef struct open_range {
+    uint64_t lo, hi;
+    uint32_t scope;
+} open_range;
+
+static int emit(sym_obj *o, size_t *cap, uint64_t lo, uint64_t hi, uint32_t scope)
+{
+    if (hi <= lo)
+        return 0;
+    if (o->nsegs && o->segs[o->nsegs - 1].hi == lo && o->segs[o->nsegs - 1].scope == scope) {
+        o->segs[o->nsegs - 1].hi = hi;
+        return 0;
+    }
+    if (sym_grow((void **)&o->segs, cap, o->nsegs + 1, sizeof *o->segs) < 0)
+        return -1;
+    o->segs[o->nsegs++] = (sym_seg){lo, hi, scope};
+    return 0;
+}
+
+/* Flattens the nested scope ranges into disjoint segments, each naming the
+ * innermost scope covering it: a sweep over ranges sorted by (lo, depth,
+ * hi desc) with a stack of open ranges.  A range that sticks out of the one
+ * enclosing it (not properly nested: corrupt or folded code) is clipped. */
+static int flatten(dw *c, sym_obj *o)
+{
+    qsort(c->ranges, c->nranges, sizeof *c->ranges, range_cmp);
+    open_range *stack = NULL;
+    size_t sp = 0, scap = 0, segcap = 0;
+    uint64_t cur = 0;
+    int rc = 0;
+    for (size_t i = 0; i < c->nranges && rc == 0; i++) {
+        range r = c->ranges[i];
+        while (sp && stack[sp - 1].hi <= r.lo) {
+            open_range t = stack[--sp];
+            rc |= emit(o, &segcap, cur, t.hi, t.scope);
+            cur = t.hi;
+        }
+        if (sp) {
+            rc |= emit(o, &segcap, cur, r.lo, stack[sp - 1].scope);
+            if (r.hi > stack[sp - 1].hi)
+                r.hi = stack[sp - 1].hi;
+        }
+        cur = r.lo;
+        if (sym_grow((void **)&stack, &scap, sp + 1, sizeof *stack) < 0) {
+            rc = -1;
+            break;
+        }
+        stack[sp++] = (open_range){r.lo, r.hi, r.scope};
+    }
+    while (rc == 0 && sp) {
+        open_range t = stack[--sp];
+        rc |= emit(o, &segcap, cur, t.hi, t.scope);
+        cur = t.hi;
+    }
+    free(stack);
+    return rc;
+}
+
+void sym_dwarf_global_init(void)
+{
+    /* libdwarf's allocation tree costs ~25% of the load time; we free
+     * everything ourselves instead */
+    dwarf_set_de_alloc_flag(0);
+}
+
+int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
+{
+    dw c;
+    memset(&c, 0, sizeof c);
+    c.in = in;
+    Dwarf_Error err = NULL;
+    int rc = dwarf_init_b(fd, DW_DLC_READ, DW_GROUPNUMBER_ANY, NULL, NULL, &c.dbg, &err);
+    if (rc != DW_DLV_OK) {
+        if (err) {
+            /* no Dwarf_Debug exists to free a failed init's error against */
+            dwarf_dealloc_error(NULL, err);
+            (*errors)++;
+        }
+        return -1;
+    }
+
+    const char **files = NULL;
+    size_t files_cap = 0;
+    int any_cu = 0;
+    for (;;) {
+        Dwarf_Unsigned hlen = 0, typeoff = 0, next = 0;
+        Dwarf_Half version = 0, asize = 0, lsize = 0, esize = 0, cutype = 0;
+        Dwarf_Off abbrev = 0;
+        Dwarf_Sig8 sig;
+        rc = dwarf_next_cu_header_d(c.dbg, 1, &hlen, &version, &abbrev, &asize, &lsize, &esize,
+                                    &sig, &typeoff, &next, &cutype, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(&c, &err); /* the next header cannot be found: stop */
+        if (rc != DW_DLV_OK)
+            break;
+        any_cu = 1;
+        Dwarf_Die cu = NULL;
+        rc = dwarf_siblingof_b(c.dbg, NULL, 1, &cu, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(&c, &err);
+        if (rc != DW_DLV_OK)
+            continue;
+        c.version = version;
+        c.file_base = version >= 5 ? 0 : 1;
+        c.cu_base = 0;
+        Dwarf_Addr lo = 0;
+        rc = dwarf_lowpc(cu, &lo, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(&c, &err);
+        else if (rc == DW_DLV_OK)
+            c.cu_base = lo;
+        Dwarf_Unsigned lang = 0;
+        rc = dwarf_srclang(cu, &lang, &err);
+        if (rc == DW_DLV_ERROR || err)
+            dw_fail(&c, &err);
+        c.cu_is_c = rc == DW_DLV_OK && lang_is_c(lang);
+        c.files = NULL;
+        c.nfiles = 0;
+        load_files(&c, cu, &files, &files_cap);
+        load_lines(&c, cu); /* also sets file_base from the line table version */
+        walk_children(&c, cu, -1, 0, 0, 0);
+        dwarf_dealloc_die(cu);
+        if (c.oom)
+            break;
+    }
+    free(files);
+    free(c.names);
+    free(c.tmp);
+    dwarf_finish(c.dbg, &err);
+    if (err)
+        dwarf_dealloc_error(NULL, err);
+
+    int ret = any_cu ? 0 : -1;
+    if (!c.oom) {
+        if (sort_rows(c.rows, c.nrows) < 0 || flatten(&c, o) < 0)
+            c.oom = 1;
+    }
+    free(c.ranges);
+    if (c.oom) {
+        free(c.rows);
+        free(c.scopes);
+        free(o->segs);
+        o->segs = NULL;
+        o->nsegs = 0;
+        ret = -1;
+    } else {
+        o->rows = c.rows;
+        o->nrows = c.nrows;
+        o->scopes = c.scopes;
+        o->nscopes = c.nscopes;
+    }
+    *errors += c.errors;
+    return ret;
+}

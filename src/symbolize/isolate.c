@@ -1,0 +1,431 @@
+/* isolate.c - runs the DWARF load in a forked child and receives the flat
+ * tables through a pipe.
+ *
+ * Why: libdwarf 20210528 is not safe on corrupt input even with every error
+ * argument passed.  Fuzzing .debug_rnglists found a double free in
+ * dwarf_next_cu_header_d (internal_load_rnglists_contexts frees a context
+ * after a header error and then keeps using it), i.e. a crash tmtop cannot
+ * catch.  In a child, a crash only costs that module's DWARF: the parent sees
+ * a failed child and falls back to ELF symbols.  It also keeps libdwarf's
+ * 30-45 MB working set for glibc out of tmtop's heap.  The price is a fork
+ * and a copy of the tables (a few ms for glibc, against ~150 ms of loading).
+ *
+ * Stream (native byte order, same machine): header, strings, rows, scopes,
+ * segments, trailer.  Strings are sent once and referenced by index. */
+#define _GNU_SOURCE /* pipe2, close_range */
+#include "symbolize_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STREAM_MAGIC 0x544d5359u /* "TMSY" */
+#define TRAILER_MAGIC 0x454e4453u
+#define NO_STR UINT32_MAX
+/* Table sizes the parent accepts (glibc: ~200 k rows, ~60 k scopes). */
+#define MAX_ITEMS (1u << 28)
+/* How long the child may take before it is killed: corrupt DWARF could also
+ * make libdwarf loop.  glibc's 4 MB debug file loads in ~0.3 s; the budget is
+ * 30 s plus 2 s per MB of the file, far above any honest load. */
+#define BUDGET_BASE_MS 30000
+#define BUDGET_MS_PER_MB 2000
+
+typedef struct header {
+    uint32_t magic;
+    uint32_t ok; /* sym_dwarf_load returned 0 */
+    uint64_t errors;
+    uint64_t nstrings, nrows, nscopes, nsegs;
+} header;
+
+typedef struct wrow {
+    uint64_t addr;
+    uint32_t file, line, end, pad;
+} wrow;
+
+typedef struct wscope {
+    uint64_t entry;
+    uint32_t name, call_file, call_line, flags;
+    int32_t parent, pad;
+} wscope;
+
+/* sym_seg has tail padding: sent field by field so no byte is undefined */
+typedef struct wseg {
+    uint64_t lo, hi;
+    uint32_t scope, pad;
+} wseg;
+
+/* ---- child side ------------------------------------------------------------ */
+
+typedef struct writer {
+    int fd;
+    size_t used;
+    int failed;
+    char buf[65536];
+} writer;
+
+static void w_flush(writer *w)
+{
+    size_t off = 0;
+    while (!w->failed && off < w->used) {
+        ssize_t r = write(w->fd, w->buf + off, w->used - off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            w->failed = 1;
+        else
+            off += (size_t)r;
+    }
+    w->used = 0;
+}
+
+static void w_put(writer *w, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n && !w->failed) {
+        size_t room = sizeof w->buf - w->used;
+        size_t k = n < room ? n : room;
+        memcpy(w->buf + w->used, c, k);
+        w->used += k;
+        c += k;
+        n -= k;
+        if (w->used == sizeof w->buf)
+            w_flush(w);
+    }
+}
+
+/* Pointer -> index table of the strings the tables use.  Interned strings
+ * are unique, so pointer identity is string identity. */
+typedef struct strtab {
+    const char **slots; /* hash slots (pointer or NULL) */
+    uint32_t *idx;
+    size_t cap;
+    const char **list; /* by index */
+    size_t n;
+} strtab;
+
+static uint32_t str_index(strtab *t, const char *s)
+{
+    if (!s)
+        return NO_STR;
+    size_t i = (size_t)(((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> 16) & (t->cap - 1);
+    while (t->slots[i]) {
+        if (t->slots[i] == s)
+            return t->idx[i];
+        i = (i + 1) & (t->cap - 1);
+    }
+    t->slots[i] = s;
+    t->idx[i] = (uint32_t)t->n;
+    t->list[t->n] = s;
+    return (uint32_t)t->n++;
+}
+
+/* Sends o; returns 0 on success. */
+static int send_tables(int fd, const sym_obj *o, int ok, uint64_t errors)
+{
+    size_t maxstr = o->nrows + 2 * o->nscopes + 1, cap = 16;
+    while (cap < maxstr * 2)
+        cap *= 2;
+    strtab t = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(uint32_t)), cap,
+                calloc(maxstr, sizeof(char *)), 0};
+    writer *w = malloc(sizeof *w);
+    int rc = -1;
+    if (!t.slots || !t.idx || !t.list || !w)
+        goto out;
+    for (size_t i = 0; i < o->nrows; i++)
+        str_index(&t, o->rows[i].file);
+    for (size_t i = 0; i < o->nscopes; i++) {
+        str_index(&t, o->scopes[i].name);
+        str_index(&t, o->scopes[i].call_file);
+    }
+    w->fd = fd;
+    w->used = 0;
+    w->failed = 0;
+    header h = {STREAM_MAGIC, (uint32_t)(ok == 0), errors, t.n, o->nrows, o->nscopes, o->nsegs};
+    w_put(w, &h, sizeof h);
+    for (size_t i = 0; i < t.n; i++) {
+        uint32_t len = (uint32_t)strlen(t.list[i]);
+        w_put(w, &len, sizeof len);
+        w_put(w, t.list[i], len);
+    }
+    for (size_t i = 0; i < o->nrows; i++) {
+        const sym_row *r = &o->rows[i];
+        wrow x = {r->addr, str_index(&t, r->file), r->line, r->end, 0};
+        w_put(w, &x, sizeof x);
+    }
+    for (size_t i = 0; i < o->nscopes; i++) {
+        const sym_scope *s = &o->scopes[i];
+        wscope x = {s->entry,
+                    str_index(&t, s->name),
+                    str_index(&t, s->call_file),
+                    s->call_line,
+                    s->flags,
+                    s->parent,
+                    0};
+        w_put(w, &x, sizeof x);
+    }
+    for (size_t i = 0; i < o->nsegs; i++) {
+        wseg x = {o->segs[i].lo, o->segs[i].hi, o->segs[i].scope, 0};
+        w_put(w, &x, sizeof x);
+    }
+    uint32_t trailer = TRAILER_MAGIC;
+    w_put(w, &trailer, sizeof trailer);
+    w_flush(w);
+    rc = w->failed ? -1 : 0;
+out:
+    free(w);
+    free(t.slots);
+    free(t.idx);
+    free(t.list);
+    return rc;
+}
+
+/* Closes every descriptor but keep_a and keep_b (and 0-2): the child must
+ * not hold tmtop's sockets or the target's terminal open. */
+static void close_others(int keep_a, int keep_b)
+{
+    struct rlimit rl;
+    unsigned top = 65535;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 0)
+        top = (unsigned)(rl.rlim_cur - 1);
+    unsigned keeps[2] = {(unsigned)(keep_a < keep_b ? keep_a : keep_b),
+                         (unsigned)(keep_a < keep_b ? keep_b : keep_a)};
+    unsigned from = 3;
+    for (int i = 0; i < 2; i++) {
+        if (keeps[i] > from)
+            close_range(from, keeps[i] - 1, 0);
+        if (keeps[i] + 1 > from)
+            from = keeps[i] + 1;
+    }
+    if (from <= top)
+        close_range(from, top, 0);
+}
+
+static void child_main(int dwarf_fd, int out_fd)
+{
+    /* Nothing from libdwarf or from a crash (glibc's "double free"
+     * message) may reach tmtop's terminal, and a crash must not dump core. */
+    int nul = open("/dev/null", O_RDWR);
+    if (nul >= 0) {
+        dup2(nul, 1);
+        dup2(nul, 2);
+        if (nul > 2)
+            close(nul);
+    }
+    close_others(dwarf_fd, out_fd);
+    struct rlimit core = {0, 0};
+    setrlimit(RLIMIT_CORE, &core);
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        signal(sigs[i], SIG_DFL);
+
+    sym_intern *in = sym_intern_new();
+    sym_obj o;
+    memset(&o, 0, sizeof o);
+    uint64_t errors = 0;
+    int rc = -1;
+    if (in) {
+        int ok = sym_dwarf_load(&o, dwarf_fd, in, &errors);
+        rc = send_tables(out_fd, &o, ok, errors);
+    }
+    /* freed for valgrind's sake: this process ends here */
+    free(o.rows);
+    free(o.scopes);
+    free(o.segs);
+    sym_intern_free(in);
+    _exit(rc == 0 ? 0 : 1);
+}
+
+/* ---- parent side ----------------------------------------------------------- */
+
+typedef struct reader {
+    int fd;
+    size_t pos, len;
+    int failed;
+    int64_t deadline_ms; /* CLOCK_MONOTONIC */
+    unsigned char buf[65536];
+} reader;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int r_get(reader *r, void *p, size_t n)
+{
+    unsigned char *d = p;
+    while (n && !r->failed) {
+        if (r->pos == r->len) {
+            int64_t left = r->deadline_ms - now_ms();
+            struct pollfd pfd = {r->fd, POLLIN, 0};
+            int pr = left > 0 ? poll(&pfd, 1, left > INT32_MAX ? INT32_MAX : (int)left) : 0;
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr <= 0) {
+                r->failed = 1; /* timed out (a looping libdwarf) or poll failed */
+                break;
+            }
+            ssize_t k = read(r->fd, r->buf, sizeof r->buf);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                r->failed = 1;
+                break;
+            }
+            r->pos = 0;
+            r->len = (size_t)k;
+        }
+        size_t k = r->len - r->pos < n ? r->len - r->pos : n;
+        memcpy(d, r->buf + r->pos, k);
+        r->pos += k;
+        d += k;
+        n -= k;
+    }
+    return r->failed ? -1 : 0;
+}
+
+static const char *str_at(const char **strs, uint64_t n, uint32_t i, int *bad)
+{
+    if (i == NO_STR)
+        return NULL;
+    if (i >= n) {
+        *bad = 1;
+        return NULL;
+    }
+    return strs[i];
+}
+
+/* Reads the child's tables into o.  Returns 0, or -1 (o untouched). */
+static int receive_tables(reader *r, sym_obj *o, sym_intern *in, uint64_t *errors)
+{
+    header h;
+    if (r_get(r, &h, sizeof h) < 0 || h.magic != STREAM_MAGIC || h.nstrings > MAX_ITEMS ||
+        h.nrows > MAX_ITEMS || h.nscopes > MAX_ITEMS || h.nsegs > MAX_ITEMS)
+        return -1;
+    *errors += h.errors;
+    const char **strs = calloc(h.nstrings + 1, sizeof *strs);
+    sym_row *rows = malloc((h.nrows + 1) * sizeof *rows);
+    sym_scope *scopes = malloc((h.nscopes + 1) * sizeof *scopes);
+    sym_seg *segs = malloc((h.nsegs + 1) * sizeof *segs);
+    char *tmp = NULL;
+    size_t tmpcap = 0;
+    int bad = !strs || !rows || !scopes || !segs;
+    for (uint64_t i = 0; !bad && i < h.nstrings; i++) {
+        uint32_t len;
+        if (r_get(r, &len, sizeof len) < 0 || len > (1u << 24) ||
+            sym_grow((void **)&tmp, &tmpcap, (size_t)len + 1, 1) < 0 || r_get(r, tmp, len) < 0 ||
+            !(strs[i] = sym_intern_strn(in, tmp, len)))
+            bad = 1;
+    }
+    for (uint64_t i = 0; !bad && i < h.nrows; i++) {
+        wrow x;
+        if (r_get(r, &x, sizeof x) < 0) {
+            bad = 1;
+            break;
+        }
+        rows[i] = (sym_row){x.addr, str_at(strs, h.nstrings, x.file, &bad), x.line, x.end};
+    }
+    for (uint64_t i = 0; !bad && i < h.nscopes; i++) {
+        wscope x;
+        if (r_get(r, &x, sizeof x) < 0 || x.parent >= (int64_t)i) {
+            bad = 1;
+            break;
+        }
+        scopes[i] = (sym_scope){str_at(strs, h.nstrings, x.name, &bad),
+                                str_at(strs, h.nstrings, x.call_file, &bad),
+                                x.entry,
+                                x.call_line,
+                                x.flags,
+                                x.parent < 0 ? -1 : x.parent};
+    }
+    for (uint64_t i = 0; !bad && i < h.nsegs; i++) {
+        wseg x;
+        if (r_get(r, &x, sizeof x) < 0 || x.scope >= h.nscopes || x.lo >= x.hi) {
+            bad = 1;
+            break;
+        }
+        segs[i] = (sym_seg){x.lo, x.hi, x.scope};
+    }
+    uint32_t trailer = 0;
+    if (!bad && (r_get(r, &trailer, sizeof trailer) < 0 || trailer != TRAILER_MAGIC))
+        bad = 1;
+    free(tmp);
+    free(strs);
+    if (bad || !h.ok) {
+        free(rows);
+        free(scopes);
+        free(segs);
+        return -1;
+    }
+    o->rows = rows;
+    o->nrows = h.nrows;
+    o->scopes = scopes;
+    o->nscopes = h.nscopes;
+    o->segs = segs;
+    o->nsegs = h.nsegs;
+    return 0;
+}
+
+int sym_dwarf_load_isolated(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return sym_dwarf_load(o, fd, in, errors);
+    pid_t pid = fork();
+    if (pid < 0) {
+        /* no process to spare: load here, as most tools do */
+        close(p[0]);
+        close(p[1]);
+        return sym_dwarf_load(o, fd, in, errors);
+    }
+    if (pid == 0) {
+        close(p[0]);
+        child_main(fd, p[1]);
+    }
+    close(p[1]);
+    struct stat sb;
+    int64_t mb = fstat(fd, &sb) == 0 ? (int64_t)(sb.st_size >> 20) : 0;
+    reader *r = malloc(sizeof *r);
+    int rc = -1;
+    if (r) {
+        r->fd = p[0];
+        r->pos = r->len = 0;
+        r->failed = 0;
+        r->deadline_ms = now_ms() + BUDGET_BASE_MS + mb * BUDGET_MS_PER_MB;
+        rc = receive_tables(r, o, in, errors);
+        free(r);
+    }
+    close(p[0]);
+    /* a child that failed to deliver may be stuck: it must not be waited
+     * for; it may also be blocked writing to the closed pipe (SIGPIPE) */
+    if (rc < 0)
+        kill(pid, SIGKILL);
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    /* ECHILD: someone else reaped it (SIGCHLD ignored); the trailer and the
+     * consistency checks already vouch for the data */
+    if (w == pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+        rc = -1;
+    if (rc < 0) {
+        free(o->rows);
+        free(o->scopes);
+        free(o->segs);
+        o->rows = NULL;
+        o->scopes = NULL;
+        o->segs = NULL;
+        o->nrows = o->nscopes = o->nsegs = 0;
+        (*errors)++;
+    }
+    return rc;
+}
