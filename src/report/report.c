@@ -1,0 +1,226 @@
+#include "report.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const key_names[] = {"lineno", "filename", "traceback"};
+
+/* ---- text ---------------------------------------------------------------- */
+
+/* A file name as the user wants to read it: relative to the current directory
+ * when it lies below it, as given otherwise. */
+static const char *display_path(const char *path, const char *cwd)
+{
+    size_t n = strlen(cwd);
+    if (path && n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+        return path + n + 1;
+    return path;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = path ? strrchr(path, '/') : NULL;
+    return s ? s + 1 : path;
+}
+
+/* "file.c:42", "file.c", or for frames without a source file the function and
+ * module ("make_node in libfoo.so"), or the module and offset. */
+static void print_where(FILE *out, const tm_frame *f, int with_line, const char *cwd)
+{
+    if (f->file) {
+        fputs(display_path(f->file, cwd), out);
+        if (with_line)
+            fprintf(out, ":%" PRIu32, f->line);
+    } else if (f->function) {
+        fprintf(out, "%s in %s", f->function, f->module ? base_name(f->module) : "??");
+    } else if (f->module) {
+        fprintf(out, "%s+0x%" PRIx64, base_name(f->module), f->offset);
+    } else {
+        fprintf(out, "0x%" PRIx64, f->address);
+    }
+}
+
+static void print_stat_text(FILE *out, const tm_stat *st, tm_key key, const char *cwd)
+{
+    char a[TM_SIZE_BUF], b[TM_SIZE_BUF];
+    const tm_frame *site = &st->frames[key == TM_KEY_TRACEBACK ? st->site_index : 0];
+    print_where(out, site, key != TM_KEY_FILENAME, cwd);
+    fprintf(out, ": size=%s, count=%" PRIu64, tm_format_size(a, (double)st->size, 0), st->count);
+    if (st->count)
+        fprintf(out, ", average=%s", tm_format_size(b, (double)st->size / st->count, 0));
+    fputc('\n', out);
+    if (key != TM_KEY_TRACEBACK)
+        return;
+    for (uint32_t i = 0; i < st->nframes; i++) {
+        const tm_frame *f = &st->frames[i];
+        fputs(i == st->site_index ? "  > " : "    ", out);
+        print_where(out, f, 1, cwd);
+        if (f->function && f->file)
+            fprintf(out, " %s", f->function);
+        if (f->flags & TM_FRAME_INLINED)
+            fputs(" (inlined)", out);
+        fputc('\n', out);
+    }
+}
+
+static void print_exit_text(FILE *out, const tm_report_opts *o)
+{
+    if (!o->exited)
+        fputs("is still running", out);
+    else if (WIFSIGNALED(o->wstatus))
+        fprintf(out, "was killed by signal %d (%s)", WTERMSIG(o->wstatus),
+                strsignal(WTERMSIG(o->wstatus)));
+    else
+        fprintf(out, "exited with status %d", WEXITSTATUS(o->wstatus));
+}
+
+static void write_text(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o,
+                       const char *cwd)
+{
+    char cur[TM_SIZE_BUF], peak[TM_SIZE_BUF];
+    fprintf(out, "tmtop report: %s (pid %" PRIu32 ") ", o->program, t->pid);
+    print_exit_text(out, o);
+    fprintf(out,
+            "\ntraced memory: current=%s in %" PRIu64 " blocks, peak=%s, %" PRIu64
+            " allocation calls, stack depth %u\n",
+            tm_format_size(cur, (double)t->current, 0), t->blocks,
+            tm_format_size(peak, (double)t->peak, 0), t->allocations, o->frames);
+    if (!t->ended)
+        fputs("warning: the trace is incomplete: the process ended before the hook flushed "
+              "its last events\n",
+              out);
+    size_t n = o->limit && o->limit < st->n ? o->limit : st->n;
+    static const char *const what[] = {"lines", "files", "tracebacks"};
+    fprintf(out, "%s %zu %s%s:\n", n < st->n ? "Top" : "All", n, what[o->query.key],
+            o->query.cumulative ? " (cumulative)" : "");
+    for (size_t i = 0; i < n; i++)
+        print_stat_text(out, &st->v[i], o->query.key, cwd);
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void json_str(FILE *out, const char *s)
+{
+    if (!s) {
+        fputs("null", out);
+        return;
+    }
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"':
+            fputs("\\\"", out);
+            break;
+        case '\\':
+            fputs("\\\\", out);
+            break;
+        case '\n':
+            fputs("\\n", out);
+            break;
+        case '\t':
+            fputs("\\t", out);
+            break;
+        case '\r':
+            fputs("\\r", out);
+            break;
+        default:
+            if (*p < 0x20)
+                fprintf(out, "\\u%04x", *p);
+            else
+                fputc(*p, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static void json_frame(FILE *out, const tm_frame *f)
+{
+    fputs("{\"function\":", out);
+    json_str(out, f->function);
+    fputs(",\"file\":", out);
+    json_str(out, f->file);
+    fprintf(out, ",\"line\":%" PRIu32 ",\"module\":", f->line);
+    json_str(out, f->module);
+    fprintf(out, ",\"address\":\"0x%" PRIx64 "\"", f->address);
+    if (f->flags & TM_FRAME_INLINED)
+        fputs(",\"inlined\":true", out);
+    fputc('}', out);
+}
+
+static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o)
+{
+    fputs("{\"version\":1,\"program\":", out);
+    json_str(out, o->program);
+    fprintf(out, ",\"pid\":%" PRIu32 ",\"exit\":", t->pid);
+    if (!o->exited)
+        fputs("null", out);
+    else if (WIFSIGNALED(o->wstatus))
+        fprintf(out, "{\"signal\":%d}", WTERMSIG(o->wstatus));
+    else
+        fprintf(out, "{\"status\":%d}", WEXITSTATUS(o->wstatus));
+    fprintf(out,
+            ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
+            ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"unknown_frees\":%" PRIu64
+            ",\"complete\":%s,\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"stats\":[",
+            t->current, t->peak, t->blocks, t->allocations, t->frees, t->unknown_frees,
+            t->ended ? "true" : "false", o->frames, key_names[o->query.key],
+            o->query.cumulative ? "true" : "false");
+    size_t n = o->limit && o->limit < st->n ? o->limit : st->n;
+    for (size_t i = 0; i < n; i++) {
+        const tm_stat *s = &st->v[i];
+        fputs(i ? ",\n{" : "\n{", out);
+        if (o->query.key == TM_KEY_TRACEBACK) {
+            fputs("\"frames\":[", out);
+            for (uint32_t j = 0; j < s->nframes; j++) {
+                if (j)
+                    fputc(',', out);
+                json_frame(out, &s->frames[j]);
+            }
+            fprintf(out, "],\"site\":%" PRIu32, s->site_index);
+        } else {
+            const tm_frame *f = &s->frames[0];
+            fputs("\"file\":", out);
+            json_str(out, f->file);
+            if (o->query.key == TM_KEY_LINENO) {
+                fprintf(out, ",\"line\":%" PRIu32 ",\"function\":", f->line);
+                json_str(out, f->function);
+            }
+            if (!f->file) {
+                fputs(",\"module\":", out);
+                json_str(out, f->module);
+            }
+        }
+        fprintf(out, ",\"size\":%" PRIu64 ",\"count\":%" PRIu64 "}", s->size, s->count);
+    }
+    fputs("]}\n", out);
+}
+
+int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
+                    tm_err *err)
+{
+    tm_snapshot *snap = tm_store_snapshot(s);
+    if (!snap)
+        return tm_err_set(err, TM_E_NOMEM, "out of memory taking the final snapshot");
+    tm_stats *st = tm_snapshot_statistics(snap, &o->query, res, err);
+    if (!st) {
+        tm_snapshot_free(snap);
+        return -1;
+    }
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0';
+    const tm_totals *t = tm_snapshot_totals(snap);
+    if (o->json)
+        write_json(out, t, st, o);
+    else
+        write_text(out, t, st, o, cwd);
+    tm_stats_free(st);
+    tm_snapshot_free(snap);
+    if (fflush(out) != 0 || ferror(out))
+        return tm_err_set(err, TM_E_IO, "cannot write the report: %s", strerror(errno));
+    return 0;
+}
