@@ -342,8 +342,9 @@ int tm_tracer_find_hook(char *out, size_t out_len, tm_err *err)
     if (cand[0] == '/' && usable_hook(cand))
         return copy_out(out, out_len, cand, err);
     if (slash) {
-        /* A relocated install: <prefix>/bin/tmtop, <prefix>/lib/tmtop/. */
-        snprintf(dir3, sizeof dir3, "%s/../lib/tmtop", exe);
+        /* A relocated install (cmake --install --prefix P): P/bin/tmtop and
+         * the hook at the same relative place as in the configured prefix. */
+        snprintf(dir3, sizeof dir3, "%s/%s", exe, TMTOP_HOOK_RELATIVE_DIR);
         snprintf(cand, sizeof cand, "%s/%s", dir3, TM_HOOK_NAME);
         char real[PATH_MAX];
         if (usable_hook(cand) && realpath(cand, real))
