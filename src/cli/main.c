@@ -22,12 +22,15 @@
 #define MAX_PROCS 64
 
 static const char usage_text[] =
-    "usage: tmtop --report [--key lineno|filename|traceback] [--cumulative] [--limit N]\n"
+    "usage: tmtop [OPTIONS] [--] PROGRAM [ARGS...]\n"
+    "       tmtop --report [--key lineno|filename|traceback] [--cumulative] [--limit N]\n"
     "             [--frames N] [--include GLOB]... [--exclude GLOB]... [--json] [-o FILE]\n"
     "             [--] PROGRAM [ARGS...]\n"
     "\n"
-    "Runs PROGRAM under tmtop's allocation hook and reports where its memory went\n"
-    "and what was still live when it exited (its leaks), like Python's tracemalloc.\n"
+    "Runs PROGRAM under tmtop's allocation hook and shows where its memory goes and\n"
+    "what is still live when it exits (its leaks), like Python's tracemalloc: live,\n"
+    "in a full-screen view (press ? there for the keys), or with --report as a\n"
+    "report written when it has finished.\n"
     "\n"
     "  --report            run PROGRAM to completion, then write a report\n"
     "  --key KEY           group allocations by 'lineno' (file:line, the default),\n"
@@ -250,24 +253,42 @@ static int run_report(options *o)
     char hook[4096];
     FILE *out = stderr;
 
-    /* Open the report file first: a report that cannot be written should
-     * fail before the program runs, not after.  O_NOFOLLOW: never write
-     * through a symlink planted at the report's name. */
-    if (o->output) {
-        int fd = open(o->output, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0 || !(out = fdopen(fd, "w"))) {
-            fprintf(stderr, "tmtop: cannot write %s: %s\n", o->output, strerror(errno));
-            return 2;
-        }
-    }
-    if (tm_tracer_find_hook(hook, sizeof hook, &err) != 0) {
+    /* A program that cannot be traced is refused before the report file is
+     * touched: a failed start leaves nothing behind. */
+    char resolved[4096];
+    if (tm_tracer_check_program(o->argv[0], resolved, sizeof resolved, &err) != 0 ||
+        tm_tracer_find_hook(hook, sizeof hook, &err) != 0) {
         fprintf(stderr, "tmtop: %s\n", err.msg);
         return 2;
+    }
+    /* Then the report file, still before the program runs: a report that
+     * cannot be written should fail now, not after.  O_NOFOLLOW: never write
+     * through a symlink planted at the report's name.  A file created here
+     * is removed again if the program cannot be started. */
+    int created = 0;
+    if (o->output) {
+        int fd = open(o->output, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            created = 1;
+        else if (errno == EEXIST)
+            fd = open(o->output, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || !(out = fdopen(fd, "w"))) {
+            fprintf(stderr, "tmtop: cannot write %s: %s\n", o->output, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            if (created)
+                unlink(o->output);
+            return 2;
+        }
     }
     tm_launch l = {.argv = o->argv, .hook_path = hook, .max_frames = o->frames};
     tm_session *sess = tm_session_start(&l, &err);
     if (!sess) {
         fprintf(stderr, "tmtop: %s\n", err.msg);
+        if (out != stderr)
+            fclose(out);
+        if (created)
+            unlink(o->output);
         return 2;
     }
     ingest in = {0};
@@ -315,13 +336,27 @@ static int run_report(options *o)
     return status;
 }
 
+static int run_live(options *o)
+{
+    char hook[4096];
+    tm_err err = {0};
+    if (tm_tracer_find_hook(hook, sizeof hook, &err) != 0) {
+        fprintf(stderr, "tmtop: %s\n", err.msg);
+        return 2;
+    }
+    tm_tui_config c = {.argv = o->argv, .hook_path = hook, .frames = o->frames, .query = o->query};
+    return tm_tui_run(&c);
+}
+
 int main(int argc, char **argv)
 {
     options o;
     parse_options(argc, argv, &o);
-    if (!o.report && !tm_tui_available()) {
-        fputs("tmtop: this build has no live view yet; run with --report\n", stderr);
+    if (o.report)
+        return run_report(&o);
+    if (!tm_tui_available()) {
+        fputs("tmtop: this build has no live view; run with --report\n", stderr);
         return 2;
     }
-    return run_report(&o);
+    return run_live(&o);
 }

@@ -44,14 +44,22 @@ static void print_where(FILE *out, const tm_frame *f, int with_line, const char 
     }
 }
 
-static void print_stat_text(FILE *out, const tm_stat *st, tm_key key, const char *cwd)
+/* One Statistic (or StatisticDiff when diff is set) as tracemalloc prints it;
+ * the traceback key adds every frame below, the site marked '>'. */
+static void print_stat_text(FILE *out, const tm_stat *st, tm_key key, int diff, const char *cwd)
 {
-    char a[TM_SIZE_BUF], b[TM_SIZE_BUF];
+    char a[TM_SIZE_BUF], b[TM_SIZE_BUF], c[TM_SIZE_BUF];
     const tm_frame *site = &st->frames[key == TM_KEY_TRACEBACK ? st->site_index : 0];
     print_where(out, site, key != TM_KEY_FILENAME, cwd);
-    fprintf(out, ": size=%s, count=%" PRIu64, tm_format_size(a, (double)st->size, 0), st->count);
+    if (diff)
+        fprintf(out, ": size=%s (%s), count=%" PRIu64 " (%+" PRId64 ")",
+                tm_format_size(a, (double)st->size, 0), tm_format_size(b, (double)st->size_diff, 1),
+                st->count, st->count_diff);
+    else
+        fprintf(out, ": size=%s, count=%" PRIu64, tm_format_size(a, (double)st->size, 0),
+                st->count);
     if (st->count)
-        fprintf(out, ", average=%s", tm_format_size(b, (double)st->size / st->count, 0));
+        fprintf(out, ", average=%s", tm_format_size(c, (double)st->size / st->count, 0));
     fputc('\n', out);
     if (key != TM_KEY_TRACEBACK)
         return;
@@ -98,7 +106,7 @@ static void write_text(FILE *out, const tm_totals *t, const tm_stats *st, const 
     fprintf(out, "%s %zu %s%s:\n", n < st->n ? "Top" : "All", n, what[o->query.key],
             o->query.cumulative ? " (cumulative)" : "");
     for (size_t i = 0; i < n; i++)
-        print_stat_text(out, &st->v[i], o->query.key, cwd);
+        print_stat_text(out, &st->v[i], o->query.key, 0, cwd);
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -151,7 +159,9 @@ static void json_frame(FILE *out, const tm_frame *f)
     fputc('}', out);
 }
 
-static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o)
+/* {"version":1,"program":…,"pid":…,"exit":… — the opening every JSON
+ * document of tmtop shares. */
+static void json_head(FILE *out, const tm_totals *t, const tm_report_opts *o)
 {
     fputs("{\"version\":1,\"program\":", out);
     json_str(out, o->program);
@@ -162,13 +172,11 @@ static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const 
         fprintf(out, "{\"signal\":%d}", WTERMSIG(o->wstatus));
     else
         fprintf(out, "{\"status\":%d}", WEXITSTATUS(o->wstatus));
-    fprintf(out,
-            ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
-            ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"unknown_frees\":%" PRIu64
-            ",\"complete\":%s,\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"stats\":[",
-            t->current, t->peak, t->blocks, t->allocations, t->frees, t->unknown_frees,
-            t->ended ? "true" : "false", o->frames, key_names[o->query.key],
-            o->query.cumulative ? "true" : "false");
+}
+
+/* The "stats" array and the closing brace; diff adds size_diff/count_diff. */
+static void json_stats(FILE *out, const tm_stats *st, const tm_report_opts *o, int diff)
+{
     size_t n = o->limit && o->limit < st->n ? o->limit : st->n;
     for (size_t i = 0; i < n; i++) {
         const tm_stat *s = &st->v[i];
@@ -194,9 +202,26 @@ static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const 
                 json_str(out, f->module);
             }
         }
-        fprintf(out, ",\"size\":%" PRIu64 ",\"count\":%" PRIu64 "}", s->size, s->count);
+        fprintf(out, ",\"size\":%" PRIu64 ",\"count\":%" PRIu64, s->size, s->count);
+        if (diff)
+            fprintf(out, ",\"size_diff\":%" PRId64 ",\"count_diff\":%" PRId64, s->size_diff,
+                    s->count_diff);
+        fputc('}', out);
     }
     fputs("]}\n", out);
+}
+
+static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o)
+{
+    json_head(out, t, o);
+    fprintf(out,
+            ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
+            ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"unknown_frees\":%" PRIu64
+            ",\"complete\":%s,\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"stats\":[",
+            t->current, t->peak, t->blocks, t->allocations, t->frees, t->unknown_frees,
+            t->ended ? "true" : "false", o->frames, key_names[o->query.key],
+            o->query.cumulative ? "true" : "false");
+    json_stats(out, st, o, 0);
 }
 
 int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
@@ -220,6 +245,46 @@ int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_rep
         write_text(out, t, st, o, cwd);
     tm_stats_free(st);
     tm_snapshot_free(snap);
+    if (fflush(out) != 0 || ferror(out))
+        return tm_err_set(err, TM_E_IO, "cannot write the report: %s", strerror(errno));
+    return 0;
+}
+
+int tm_report_write_diff(FILE *out, const tm_stats *st, const tm_report_diff_opts *d, tm_err *err)
+{
+    static const char *const what[] = {"lines", "files", "tracebacks"};
+    const tm_report_opts *o = &d->base;
+    const tm_totals *tn = d->new_totals, *to = d->old_totals;
+    int cumulative = o->query.cumulative && o->query.key != TM_KEY_TRACEBACK;
+    if (o->json) {
+        json_head(out, tn, o);
+        fprintf(out,
+                ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
+                ",\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"diff\":{\"new\":",
+                tn->current, tn->peak, tn->blocks, o->frames, key_names[o->query.key],
+                cumulative ? "true" : "false");
+        json_str(out, d->new_name);
+        fputs(",\"old\":", out);
+        json_str(out, d->old_name);
+        fprintf(out, ",\"old_current\":%" PRIu64 ",\"old_blocks\":%" PRIu64 "},\"stats\":[",
+                to->current, to->blocks);
+        json_stats(out, st, o, 1);
+    } else {
+        char a[TM_SIZE_BUF], b[TM_SIZE_BUF], cwd[4096];
+        if (!getcwd(cwd, sizeof cwd))
+            cwd[0] = '\0';
+        fprintf(out, "tmtop diff: %s (pid %" PRIu32 ") ", o->program, tn->pid);
+        print_exit_text(out, o);
+        fprintf(out,
+                "\n%s: current=%s in %" PRIu64 " blocks; %s: current=%s in %" PRIu64 " blocks\n",
+                d->new_name, tm_format_size(a, (double)tn->current, 0), tn->blocks, d->old_name,
+                tm_format_size(b, (double)to->current, 0), to->blocks);
+        size_t n = o->limit && o->limit < st->n ? o->limit : st->n;
+        fprintf(out, "%s %zu %s%s, %s against %s:\n", n < st->n ? "Top" : "All", n,
+                what[o->query.key], cumulative ? " (cumulative)" : "", d->new_name, d->old_name);
+        for (size_t i = 0; i < n; i++)
+            print_stat_text(out, &st->v[i], o->query.key, 1, cwd);
+    }
     if (fflush(out) != 0 || ferror(out))
         return tm_err_set(err, TM_E_IO, "cannot write the report: %s", strerror(errno));
     return 0;

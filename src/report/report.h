@@ -23,4 +23,20 @@ typedef struct tm_report_opts {
 int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
                     tm_err *err);
 
+/* Snapshot.compare_to printed: a diff from tm_snapshot_compare as
+ * tracemalloc prints StatisticDiffs (`file.c:42: size=6000 B (+1000 B),
+ * count=6 (+1), average=1000 B`), or as JSON shaped like the report's with
+ * size_diff and count_diff in each statistic and a "diff" object naming the
+ * two sides.  Uses base.query.key/cumulative, base.limit, base.json,
+ * base.program, base.frames and base.exited/wstatus; the totals are those of
+ * the newer and the older side. */
+typedef struct tm_report_diff_opts {
+    tm_report_opts base;
+    const char *new_name, *old_name; /* "now", "snapshot #2" */
+    const tm_totals *new_totals, *old_totals;
+} tm_report_diff_opts;
+
+int tm_report_write_diff(FILE *out, const tm_stats *diff, const tm_report_diff_opts *o,
+                         tm_err *err);
+
 #endif
