@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <linux/futex.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -278,9 +279,63 @@ struct tm_buf {
 };
 static struct tm_buf g_buf[2];
 static unsigned g_cur;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_send_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_scan_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* g_lock: the event buffer's lock, taken twice per malloc/free pair by every
+ * thread, so it must cost next to nothing.  A futex lock (0 free, 1 held,
+ * 2 held with sleepers) that spins briefly first: the critical sections are
+ * a few dozen nanoseconds, and a pthread mutex sent every contended thread
+ * to sleep in the kernel (futex wait + wake per event with 4 threads on 2
+ * cores).  The spin is bounded (the holder may have been preempted, or be
+ * waiting for g_send_lock in flush_locked), then the waiter sleeps.  Alone
+ * on its cache line, so that spinners do not steal unrelated data. */
+static union {
+    int word;
+    char line[64];
+} _Alignas(64) g_lock_u;
+#define g_lock_word g_lock_u.word
+#define LOCK_SPINS 256
+
+static void futex_call(int op, int val)
+{
+    int e = errno; /* callers preserve the target's errno; EAGAIN is ours */
+    syscall(SYS_futex, &g_lock_word, op, val, NULL, NULL, 0);
+    errno = e;
+}
+
+static __attribute__((noinline)) void lock_slow(void)
+{
+    for (int i = 0, wait = 1; i < LOCK_SPINS; i += wait, wait = wait < 32 ? wait * 2 : wait) {
+        /* Backing off: every read of the lock's line takes it away from the
+         * holder, whose release then has to fetch it back. */
+        for (int k = 0; k < wait; k++)
+            __builtin_ia32_pause();
+        int c = __atomic_load_n(&g_lock_word, __ATOMIC_RELAXED);
+        if (c == 2)
+            break;
+        if (c == 0 &&
+            __atomic_compare_exchange_n(&g_lock_word, &c, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+    }
+    while (__atomic_exchange_n(&g_lock_word, 2, __ATOMIC_ACQUIRE) != 0)
+        futex_call(FUTEX_WAIT_PRIVATE, 2);
+}
+
+static inline void lock_take(void)
+{
+    int c = 0;
+    if (TM_LIKELY(__atomic_compare_exchange_n(&g_lock_word, &c, 1, 0, __ATOMIC_ACQUIRE,
+                                              __ATOMIC_RELAXED)))
+        return;
+    lock_slow();
+}
+
+static inline void lock_give(void)
+{
+    if (TM_UNLIKELY(__atomic_exchange_n(&g_lock_word, 0, __ATOMIC_RELEASE) == 2))
+        futex_call(FUTEX_WAKE_PRIVATE, 1);
+}
 
 /* g_send_lock held.  Writes b to the socket and empties it. */
 static void send_buf(struct tm_buf *b)
@@ -331,10 +386,10 @@ static void flush_locked(void)
         return;
     pthread_mutex_lock(&g_send_lock);
     g_cur ^= 1; /* the other buffer is empty: its sender has finished */
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     send_buf(b);
     pthread_mutex_unlock(&g_send_lock);
-    pthread_mutex_lock(&g_lock);
+    lock_take();
 }
 
 /* g_lock held.  Makes room for need bytes; 0 if nothing may be appended. */
@@ -576,7 +631,7 @@ static void modules_refresh(int force)
             if (g_mods[i].alive && !g_mods[i].seen && stage_room(8))
                 g_stage_len += tm_wire_put_module_gone(g_stage + g_stage_len, g_mods[i].id);
         }
-        pthread_mutex_lock(&g_lock);
+        lock_take();
         for (size_t off = 0; off < g_stage_len;) {
             size_t len = staged_len(g_stage + off);
             if (!reserve_locked(len))
@@ -585,7 +640,7 @@ static void modules_refresh(int force)
             commit(len);
             off += len;
         }
-        pthread_mutex_unlock(&g_lock);
+        lock_give();
         g_stage_len = 0;
         /* Published only now that their records are in the stream. */
         for (unsigned i = 0; i < n; i++) {
@@ -789,6 +844,44 @@ static int stk_grow(void)
     return 0;
 }
 
+/* ---- per-thread stack cache ---------------------------------------------------
+ * A direct-mapped cache of the stacks this thread met last, so that the
+ * common case (a stack already in the table) needs no probe under g_lock.
+ * Entries point into the IP arena, which is never unmapped, and an id read
+ * from the table under g_lock has its STACK record in the stream already:
+ * any record this thread appends later comes after it. */
+#define STK_CACHE 64
+struct stk_cache_ent {
+    uint64_t hash;
+    const uint64_t *ips; /* NULL: empty */
+    uint32_t id;
+    uint16_t depth, flags;
+};
+static __thread struct stk_cache_ent t_stk_cache[STK_CACHE]
+    __attribute__((tls_model("initial-exec")));
+
+static inline int stk_cached(const struct tm_stack *st, uint32_t *id)
+{
+    const struct stk_cache_ent *c = &t_stk_cache[st->hash & (STK_CACHE - 1)];
+    if (c->ips && c->hash == st->hash && c->depth == st->depth && c->flags == st->flags &&
+        memcmp(c->ips, st->ips, 8 * (size_t)st->depth) == 0) {
+        *id = c->id;
+        return 1;
+    }
+    return 0;
+}
+
+/* g_lock held; s is a filled slot of the table. */
+static inline void stk_cache_put(const struct stk_slot *s)
+{
+    struct stk_cache_ent *c = &t_stk_cache[s->hash & (STK_CACHE - 1)];
+    c->hash = s->hash;
+    c->ips = s->ips;
+    c->id = s->id;
+    c->depth = s->depth;
+    c->flags = s->flags;
+}
+
 /* g_lock held, room reserved. */
 static uint32_t empty_stack_locked(void)
 {
@@ -845,18 +938,21 @@ static int intern_locked(struct tm_stack *st, size_t extra, uint32_t *id)
         struct stk_slot *s = stk_probe(g_stk, g_stk_mask, st);
         if (s->ips) {
             *id = s->id;
+            stk_cache_put(s);
             return 1;
         }
         if (!st->scanned && ips_unknown(st->ips, st->depth)) {
             /* A module loaded behind our back: its MODULE record must come
              * first.  Rescan without g_lock, then look again. */
             st->scanned = 1;
-            pthread_mutex_unlock(&g_lock);
+            lock_give();
             modules_refresh(0);
-            pthread_mutex_lock(&g_lock);
+            lock_take();
             continue;
         }
         *id = stk_insert_locked(st);
+        if (*id != g_empty_stack)
+            stk_cache_put(stk_probe(g_stk, g_stk_mask, st));
         return 1;
     }
 }
@@ -869,23 +965,29 @@ void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
     uint64_t buf[cap];
     struct tm_stack st;
     stack_capture(buf, cap, &st);
-    pthread_mutex_lock(&g_lock);
     uint32_t id;
-    if (intern_locked(&st, TM_WIRE_ALLOC_LEN, &id))
-        commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
+    if (stk_cached(&st, &id)) {
+        lock_take();
+        if (reserve_locked(TM_WIRE_ALLOC_LEN))
+            commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
+    } else {
+        lock_take();
+        if (intern_locked(&st, TM_WIRE_ALLOC_LEN, &id))
+            commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
+    }
     fold_nested_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     errno = e;
 }
 
 void tm_hook_on_free(uint64_t ptr, uint8_t kind)
 {
     int e = errno;
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     if (reserve_locked(TM_WIRE_FREE_LEN))
         commit(tm_wire_put_free(tail(), ptr, kind));
     fold_nested_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     errno = e;
 }
 
@@ -896,23 +998,29 @@ void tm_hook_on_realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size)
     uint64_t buf[cap];
     struct tm_stack st;
     stack_capture(buf, cap, &st);
-    pthread_mutex_lock(&g_lock);
     uint32_t id;
-    if (intern_locked(&st, TM_WIRE_REALLOC_LEN, &id))
-        commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
+    if (stk_cached(&st, &id)) {
+        lock_take();
+        if (reserve_locked(TM_WIRE_REALLOC_LEN))
+            commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
+    } else {
+        lock_take();
+        if (intern_locked(&st, TM_WIRE_REALLOC_LEN, &id))
+            commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
+    }
     fold_nested_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     errno = e;
 }
 
 void tm_hook_on_realloc_failed(uint64_t old_ptr)
 {
     int e = errno;
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     if (reserve_locked(TM_WIRE_REALLOC_FAILED_LEN))
         commit(tm_wire_put_realloc_failed(tail(), old_ptr));
     fold_nested_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     errno = e;
 }
 
@@ -996,12 +1104,12 @@ void tm_hook_before_exec(const char *path)
         return;
     }
     tm_hook_tls.guard++;
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     if (reserve_locked(TM_WIRE_EXEC_MAX))
         commit(tm_wire_put_exec(tail(), path ? path : ""));
     fold_nested_locked();
     flush_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     tm_hook_tls.guard--;
     errno = e;
 }
@@ -1011,10 +1119,10 @@ void tm_hook_after_fork(int child_pid)
     if (__atomic_load_n(&tm_hook_state, __ATOMIC_ACQUIRE) != TM_HOOK_ON)
         return;
     int e = errno;
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     if (reserve_locked(6))
         commit(tm_wire_put_fork(tail(), (uint32_t)child_pid));
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     errno = e;
 }
 
@@ -1030,7 +1138,7 @@ static void fork_prepare(void)
     if (inside || __atomic_load_n(&tm_hook_state, __ATOMIC_ACQUIRE) != TM_HOOK_ON)
         return;
     int e = errno;
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     pthread_mutex_lock(&g_send_lock);
     send_buf(&g_buf[g_cur]); /* the other buffer is empty: g_send_lock */
     g_fork_held = 1;
@@ -1042,7 +1150,7 @@ static void fork_parent(void)
     if (g_fork_held) {
         g_fork_held = 0;
         pthread_mutex_unlock(&g_send_lock);
-        pthread_mutex_unlock(&g_lock);
+        lock_give();
     }
     tm_hook_tls.guard--;
 }
@@ -1055,7 +1163,7 @@ static void fork_child(void)
     __atomic_store_n(&g_chan_ok, 0, __ATOMIC_RELEASE);
     g_finished = 1;
     g_fork_held = 0;
-    pthread_mutex_init(&g_lock, NULL);
+    __atomic_store_n(&g_lock_word, 0, __ATOMIC_RELAXED);
     pthread_mutex_init(&g_send_lock, NULL);
     pthread_mutex_init(&g_scan_lock, NULL);
     g_buf[0].len = g_buf[1].len = 0;
@@ -1101,11 +1209,11 @@ static void *timer_main(void *arg)
             break;
         modules_refresh(0);
         uint64_t now = mono_ns(), rss = read_rss();
-        pthread_mutex_lock(&g_lock);
+        lock_take();
         if (reserve_locked(TM_WIRE_TICK_LEN))
             commit(tm_wire_put_tick(tail(), now, rss));
         flush_locked();
-        pthread_mutex_unlock(&g_lock);
+        lock_give();
     }
     return NULL;
 }
@@ -1185,12 +1293,12 @@ static int start_core(void)
     }
     __atomic_store_n(&g_chan_ok, 1, __ATOMIC_RELEASE);
 
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     commit(tm_wire_put_preamble(tail()));
     commit(tm_wire_put_hello(tail(), (uint32_t)g_pid, (uint32_t)getppid(), g_token, mono_ns(), 0,
                              (uint16_t)g_frames, g_exe));
     flush_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     return __atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE);
 }
 
@@ -1314,9 +1422,9 @@ void tm_hook_constructor(void)
         atexit(finish_atexit);
         if (g_flush_ms)
             start_timer();
-        pthread_mutex_lock(&g_lock);
+        lock_take();
         flush_locked();
-        pthread_mutex_unlock(&g_lock);
+        lock_give();
     }
     tm_hook_tls.guard--;
     errno = e;
@@ -1346,7 +1454,7 @@ void tm_hook_finish(void)
 
     tm_hook_tls.guard++;
     __atomic_store_n(&g_stop, 1, __ATOMIC_RELEASE);
-    pthread_mutex_lock(&g_lock);
+    lock_take();
     fold_nested_locked();
     if (reserve_locked(TM_WIRE_END_LEN))
         commit(tm_wire_put_end(tail(), TM_END_EXIT, 0, g_nested_total,
@@ -1354,7 +1462,7 @@ void tm_hook_finish(void)
     g_ended = 1; /* nothing after END */
     __atomic_store_n(&tm_hook_state, TM_HOOK_OFF, __ATOMIC_RELEASE);
     flush_locked();
-    pthread_mutex_unlock(&g_lock);
+    lock_give();
     pthread_mutex_lock(&g_send_lock);
     if (__atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE) && fd_is_ours()) {
         shutdown(g_fd, SHUT_RDWR);
