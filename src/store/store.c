@@ -12,6 +12,13 @@
 /* Stack and module ids are dense counters in the hook; a bound keeps a
  * corrupt id from turning into a multi-gigabyte allocation. */
 #define MAX_STACK_ID (1u << 28)
+/* The hook numbers stacks densely, in the order their STACK records enter
+ * the stream; an id far beyond those defined is corruption, and taking it
+ * at face value would size the stack table by it (gigabytes for one record). */
+#define MAX_STACK_ID_SKIP (1u << 16)
+/* No successful allocation can exceed the 47-bit user address space of
+ * x86-64; a larger size is corruption and would wrap current and peak. */
+#define MAX_BLOCK_SIZE (1ull << 47)
 #define MAX_MODULE_ID (1u << 20)
 
 /* ---- arena ---------------------------------------------------------------- */
@@ -364,6 +371,9 @@ static int on_alloc(tm_store *s, const tm_wire_rec *r, tm_err *err)
         return tm_err_set(err, TM_E_FORMAT, "ALLOC names stack %u, which was never defined", stack);
     if (!r->u.alloc.ptr)
         return 0; /* a failed allocation: nothing is live */
+    if (r->u.alloc.size >= MAX_BLOCK_SIZE)
+        return tm_err_set(err, TM_E_FORMAT, "ALLOC of %llu bytes is impossible",
+                          (unsigned long long)r->u.alloc.size);
     if (insert_block(s, r->u.alloc.ptr, r->u.alloc.size, stack) != 0)
         return tm_err_set(err, TM_E_NOMEM, "out of memory growing the live table");
     count_allocation(s, r->u.alloc.size, stack);
@@ -402,6 +412,9 @@ static int on_realloc(tm_store *s, const tm_wire_rec *r, tm_err *err)
     if (nptr && !stack_ok(s, stack))
         return tm_err_set(err, TM_E_FORMAT, "REALLOC names stack %u, which was never defined",
                           stack);
+    if (nptr && size >= MAX_BLOCK_SIZE)
+        return tm_err_set(err, TM_E_FORMAT, "REALLOC to %llu bytes is impossible",
+                          (unsigned long long)size);
     /* reserve before changing anything, so an error leaves the store as it was */
     if (nptr && (lt_reserve(&s->lt) != 0 || (size >= LT_BIG_SIZE && wm_reserve(&s->big) != 0)))
         return tm_err_set(err, TM_E_NOMEM, "out of memory growing the live table");
@@ -488,7 +501,8 @@ static int rebuild_iv(tm_store *s)
             v->mod = m;
         }
     }
-    qsort(s->iv, n, sizeof *s->iv, cmp_iv);
+    if (n) /* qsort's array may not be NULL, even for 0 elements */
+        qsort(s->iv, n, sizeof *s->iv, cmp_iv);
     s->iv_overlap = 0;
     uint64_t maxhi = 0;
     for (uint32_t k = 0; k < n; k++) {
@@ -580,8 +594,9 @@ static int on_stack(tm_store *s, const tm_wire_rec *r, tm_err *err)
 {
     uint32_t id = r->u.stack.stack_id;
     uint16_t depth = r->u.stack.depth;
-    if (id >= MAX_STACK_ID)
-        return tm_err_set(err, TM_E_FORMAT, "STACK id %u is out of range", id);
+    if (id >= MAX_STACK_ID || id > s->stacks + MAX_STACK_ID_SKIP)
+        return tm_err_set(err, TM_E_FORMAT, "STACK id %u is out of range (%llu stacks defined)", id,
+                          (unsigned long long)s->stacks);
     if (stack_ok(s, id))
         return tm_err_set(err, TM_E_FORMAT, "STACK redefines stack %u", id);
     if (grow_stacks(s, id) != 0)

@@ -432,7 +432,8 @@ static void test_huge(void)
     ts_open(&t);
     CHECK(ev_stack(&t, 0, 1, (uint64_t)IP_A) == 0);
     CHECK(ev_stack(&t, 1, 1, (uint64_t)IP_B) == 0);
-    uint64_t sizes[] = {0xFFFFFFFEull, 0xFFFFFFFFull, 0x100000000ull, 5ull << 32, 1ull << 62, 0};
+    uint64_t sizes[] = {0xFFFFFFFEull, 0xFFFFFFFFull,    0x100000000ull,
+                        5ull << 32,    (1ull << 47) - 1, 0};
     uint64_t sum = 0;
     for (int i = 0; i < 6; i++) {
         CHECK(ev_alloc(&t, (uint32_t)(i & 1), 0x10000 + 16 * (uint64_t)i, sizes[i]) == 0);
@@ -464,6 +465,32 @@ static void test_huge(void)
     CHECK_STAT(st, "/src/b.c", NULL, 5, sizes[1] + sizes[3] + sizes[5], 3);
     tm_stats_free(st);
     tm_snapshot_free(snap);
+    ts_close(&t);
+}
+
+/* Records no hook can write are format errors that change nothing: a size
+ * beyond the 47-bit address space (it would wrap current and peak), a stack
+ * id far beyond those defined (it would size the stack table by it).  Found
+ * by fuzzing tm_store_apply. */
+static void test_impossible_records(void)
+{
+    tstream t;
+    ts_open(&t);
+    /* a stack before any module: the module map is empty (qsort of nothing) */
+    CHECK(ev_stack(&t, 0, 1, (uint64_t)IP_A) == 0);
+    CHECK(ev_alloc(&t, 0, 0x1000, 100) == 0);
+    CHECK(ev_alloc(&t, 0, 0x2000, 1ull << 47) == -1);
+    CHECK_U64(t.err.code, TM_E_FORMAT);
+    CHECK(ev_realloc(&t, 0, 0x1000, 0x3000, ~0ull) == -1);
+    CHECK(ev_stack(&t, 1u << 20, 1, (uint64_t)IP_B) == -1);
+    CHECK(strstr(t.err.msg, "out of range") != NULL);
+    CHECK(ev_stack(&t, 1, 1, (uint64_t)IP_B) == 0); /* the next dense id is fine */
+    tm_totals x = ts_totals(&t);
+    CHECK_U64(x.current, 100);
+    CHECK_U64(x.peak, 100);
+    CHECK_U64(x.blocks, 1);
+    CHECK_U64(x.allocations, 1);
+    CHECK_U64(x.stacks, 2);
     ts_close(&t);
 }
 
@@ -1186,6 +1213,7 @@ int main(void)
     test_totals();
     test_realloc();
     test_huge();
+    test_impossible_records();
     test_stats_lineno();
     test_stats_filename();
     test_stats_traceback();
