@@ -439,11 +439,13 @@ TM_EXPORT int dlclose(void *handle)
 }
 
 /* ---- descriptors ------------------------------------------------------------------------
- * The close and dup2 families step around the hook's socket and its
- * /proc/self/statm descriptor (tm_hook_own_fds), so that closefrom(3) or a
- * dup2 over every number neither cuts the trace nor puts tracer bytes in the
- * target's files.  Closing one of ours "succeeds" and leaves it open; a
- * dup2 onto one of ours first moves ours elsewhere, then does what the
+ * The close and dup2 families step around the hook's socket, its
+ * /proc/self/statm descriptor and libunwind's validation pipe
+ * (tm_hook_own_fds), so that closefrom(3) or a dup2 over every number
+ * neither cuts the trace, nor puts tracer bytes in the target's files, nor
+ * lets libunwind read from or write into them.  Closing one of them
+ * "succeeds" and leaves it open; a dup2 onto one first moves ours elsewhere
+ * (or retires libunwind, whose numbers cannot move), then does what the
  * target asked. */
 static int is_own_fd(int fd, const int *own, int n)
 {
@@ -455,7 +457,7 @@ static int is_own_fd(int fd, const int *own, int n)
 
 TM_EXPORT int close(int fd)
 {
-    int own[2];
+    int own[TM_HOOK_OWN_FDS_MAX];
     int n = tm_hook_own_fds(own);
     if (n && is_own_fd(fd, own, n) && tm_hook_fd_owner())
         return 0;
@@ -482,7 +484,7 @@ static int close_span(unsigned lo, unsigned hi, int flags)
 TM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 {
     tm_hook_resolve_wait();
-    int own[2];
+    int own[TM_HOOK_OWN_FDS_MAX];
     int n = tm_hook_own_fds(own);
     /* CLOSE_RANGE_CLOEXEC only marks: ours are close-on-exec already. */
     if (!n || (flags & CLOSE_RANGE_CLOEXEC) || first > last || (unsigned)own[n - 1] < first ||
@@ -512,7 +514,7 @@ TM_EXPORT int close_range(unsigned first, unsigned last, int flags)
 TM_EXPORT void closefrom(int lowfd)
 {
     tm_hook_resolve_wait();
-    int own[2];
+    int own[TM_HOOK_OWN_FDS_MAX];
     int n = tm_hook_own_fds(own);
     unsigned lo = lowfd < 0 ? 0 : (unsigned)lowfd;
     if (n && (unsigned)own[n - 1] >= lo && !tm_hook_fd_owner())
@@ -534,7 +536,7 @@ TM_EXPORT void closefrom(int lowfd)
 TM_EXPORT int dup2(int oldfd, int newfd)
 {
     tm_hook_resolve_wait();
-    int own[2];
+    int own[TM_HOOK_OWN_FDS_MAX];
     int n = tm_hook_own_fds(own);
     if (n && oldfd != newfd && is_own_fd(newfd, own, n) && tm_hook_fd_owner())
         tm_hook_fd_evict(newfd);
@@ -548,7 +550,7 @@ TM_EXPORT int dup2(int oldfd, int newfd)
 TM_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     tm_hook_resolve_wait();
-    int own[2];
+    int own[TM_HOOK_OWN_FDS_MAX];
     int n = tm_hook_own_fds(own);
     if (n && oldfd != newfd && is_own_fd(newfd, own, n) && tm_hook_fd_owner())
         tm_hook_fd_evict(newfd);

@@ -1029,28 +1029,120 @@ void tm_hook_count_lost(void)
     __atomic_add_fetch(&g_lost, 1, __ATOMIC_RELAXED);
 }
 
+/* ---- libunwind's descriptors -------------------------------------------------
+ * libunwind 1.6.2 validates addresses it is unsure of through a pipe
+ * (src/x86_64/Ginit.c): tdep_init_mem_validate(), run once by tdep_init()
+ * on the first unw_init_local() (our warm-up unw_backtrace in the
+ * constructor, not at dlopen), does pipe2(O_CLOEXEC | O_NONBLOCK) into a
+ * static int mem_validate_pipe[2].  Each validation (the frame-chain
+ * fallback of unw_step when a frame has no DWARF, GUESSED frames in
+ * unw_backtrace's fast trace; the mark is sticky for the rest of that
+ * stack) read()s one byte from [0], then writes one byte at the address into
+ * [1] with syscall(SYS_write).  When that read fails with anything but
+ * EAGAIN (EBADF: closed behind its back) it close()s both numbers, whatever
+ * they are now, and opens a new pipe on the lowest free ones.  It keeps the
+ * numbers forever: they cannot be moved.  So:
+ *  - the constructor makes them land high, next to ours: while libunwind
+ *    initialises, every free number below UNW_FILL_TOP is taken by a
+ *    throw-away dup (fill_low), then given back;
+ *  - the new descriptors seen after the warm-up are libunwind's
+ *    (g_unw_fds); the close family steps around them like ours, so that
+ *    closefrom(3) leaves them alone instead of handing their numbers to the
+ *    target's next files (which libunwind would then read from and write
+ *    into, or close);
+ *  - a dup2/dup3 onto one of them cannot move it: libunwind is retired
+ *    (never called again, stacks come from libgcc's unwinder loaded as a
+ *    standby) and the number is the target's.  A stack being unwound by
+ *    libunwind in another thread at that very moment may still validate
+ *    through the old number once. */
+#define UNW_FDS_MAX 4
+#define UNW_FILL_TOP 500
+#define FD_PROBE_MAX 1024
+static int g_unw_fds[UNW_FDS_MAX] = {-1, -1, -1, -1};
+
+/* Takes every free descriptor below UNW_FILL_TOP with a dup of src, marking
+ * them in filled.  Returns 0 (nothing taken) when RLIMIT_NOFILE is too low
+ * for the trick: the fillers would use up the target's table, and nothing
+ * could land above UNW_FILL_TOP anyway (ours stay low too then, see
+ * move_fd_high); libunwind's pipe then takes the lowest free numbers, the
+ * close family still protects them and the target's first files are
+ * shifted by two. */
+static int fill_low(uint64_t filled[UNW_FILL_TOP / 64 + 1], int src)
+{
+    struct rlimit rl;
+    if (src < 0 || getrlimit(RLIMIT_NOFILE, &rl) != 0 ||
+        (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < UNW_FILL_TOP + 64))
+        return 0;
+    for (;;) {
+        int f = fcntl(src, F_DUPFD_CLOEXEC, 0); /* the lowest free number */
+        if (f < 0)
+            break;
+        if (f >= UNW_FILL_TOP) {
+            tm_hook_sys_close(f);
+            break;
+        }
+        filled[f / 64] |= 1ull << (f % 64);
+    }
+    return 1;
+}
+
+static void unfill_low(const uint64_t filled[UNW_FILL_TOP / 64 + 1])
+{
+    for (int f = 0; f < UNW_FILL_TOP; f++)
+        if (filled[f / 64] >> (f % 64) & 1)
+            tm_hook_sys_close(f);
+}
+
+/* The open descriptors below FD_PROBE_MAX (no allocation). */
+static void fds_probe(uint64_t map[FD_PROBE_MAX / 64])
+{
+    for (int i = 0; i < FD_PROBE_MAX / 64; i++)
+        map[i] = 0;
+    for (int f = 0; f < FD_PROBE_MAX; f++)
+        if (fcntl(f, F_GETFD) >= 0)
+            map[f / 64] |= 1ull << (f % 64);
+}
+
+/* fd, one of libunwind's, is about to become the target's (g_send_lock
+ * held). */
+static void unw_retire_locked(int fd)
+{
+    int hit = 0;
+    for (int i = 0; i < UNW_FDS_MAX; i++)
+        hit |= __atomic_load_n(&g_unw_fds[i], __ATOMIC_RELAXED) == fd;
+    if (!hit)
+        return;
+    __atomic_store_n(&g_unw, NULL, __ATOMIC_RELEASE);
+    for (int i = 0; i < UNW_FDS_MAX; i++)
+        __atomic_store_n(&g_unw_fds[i], -1, __ATOMIC_RELAXED);
+}
+
 /* ---- the hook's descriptors ----------------------------------------------------
  * Targets close what they did not open (closefrom(3), daemons) and dup2
  * their own files over any number.  The interposed close and dup2 families
- * (hook.c) step around our two descriptors: a close of one of them is
- * ignored, a dup2 onto one moves ours out of the way first.  What they
+ * (hook.c) step around our two descriptors and libunwind's: a close of one
+ * of them is ignored, a dup2 onto one moves ours out of the way first (or
+ * retires libunwind).  What they
  * cannot see (a raw syscall) is caught by the check before each flush. */
-int tm_hook_own_fds(int fds[2])
+int tm_hook_own_fds(int fds[TM_HOOK_OWN_FDS_MAX])
 {
     if (__atomic_load_n(&tm_hook_state, __ATOMIC_ACQUIRE) != TM_HOOK_ON || tm_hook_tls.guard ||
         !__atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE))
         return 0;
-    int a = __atomic_load_n(&g_fd, __ATOMIC_RELAXED);
-    int b = __atomic_load_n(&g_statm_fd, __ATOMIC_RELAXED);
+    int all[2 + UNW_FDS_MAX];
+    all[0] = __atomic_load_n(&g_fd, __ATOMIC_RELAXED);
+    all[1] = __atomic_load_n(&g_statm_fd, __ATOMIC_RELAXED);
+    for (int i = 0; i < UNW_FDS_MAX; i++)
+        all[2 + i] = __atomic_load_n(&g_unw_fds[i], __ATOMIC_RELAXED);
     int n = 0;
-    if (a >= 0)
-        fds[n++] = a;
-    if (b >= 0)
-        fds[n++] = b;
-    if (n == 2 && fds[0] > fds[1]) {
-        int t = fds[0];
-        fds[0] = fds[1];
-        fds[1] = t;
+    for (int i = 0; i < 2 + UNW_FDS_MAX; i++) {
+        int v = all[i];
+        if (v < 0)
+            continue;
+        int j = n++; /* insertion: ascending */
+        for (; j > 0 && fds[j - 1] > v; j--)
+            fds[j] = fds[j - 1];
+        fds[j] = v;
     }
     return n;
 }
@@ -1084,7 +1176,8 @@ int tm_hook_fd_evict(int fd)
             r = 0;
         }
     } else {
-        r = 0; /* moved meanwhile */
+        unw_retire_locked(fd);
+        r = 0; /* libunwind's (retired now), or ours moved meanwhile */
     }
     pthread_mutex_unlock(&g_send_lock);
     tm_hook_tls.guard--;
@@ -1373,27 +1466,52 @@ static void env_cleanup(void)
     unsetenv(TM_ENV_FLUSH_MS);
 }
 
+static _Unwind_Reason_Code uw_warm_cb(struct _Unwind_Context *ctx, void *arg)
+{
+    (void)ctx;
+    (void)arg;
+    return _URC_END_OF_STACK;
+}
+
 static void load_unwinder(void)
 {
     if (!tm_real.dlopen)
         return;
+    /* Fillers from the dlopen to after the warm-up (see "libunwind's
+     * descriptors"); what is open after and was not before is libunwind's. */
+    uint64_t filled[UNW_FILL_TOP / 64 + 1] = {0};
+    uint64_t before[FD_PROBE_MAX / 64], after[FD_PROBE_MAX / 64];
+    int src = g_statm_fd >= 0 ? g_statm_fd : g_fd;
+    int filling = fill_low(filled, src);
+    fds_probe(before);
     void *h = tm_real.dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
     unw_backtrace_fn f = h ? (unw_backtrace_fn)dlsym(h, "unw_backtrace") : NULL;
+    int unw_ok = 0;
     if (f) {
-        /* Also warms libunwind's cache for this thread. */
+        /* Initialises libunwind (its pipe) and warms its cache for this
+         * thread. */
         void *probe[8];
-        if (f(probe, 8) > 0)
-            __atomic_store_n(&g_unw, f, __ATOMIC_RELEASE);
+        unw_ok = f(probe, 8) > 0;
     }
-    if (!g_unw) {
-        h = tm_real.dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
-        uw_getip_fn ip = h ? (uw_getip_fn)dlsym(h, "_Unwind_GetIP") : NULL;
-        uw_backtrace_fn bt = h ? (uw_backtrace_fn)dlsym(h, "_Unwind_Backtrace") : NULL;
-        if (ip && bt) {
-            g_uwip = ip;
-            __atomic_store_n(&g_uwbt, bt, __ATOMIC_RELEASE);
-        }
+    fds_probe(after);
+    int k = 0;
+    for (int fd = 0; fd < FD_PROBE_MAX && k < UNW_FDS_MAX; fd++)
+        if ((after[fd / 64] & ~before[fd / 64]) >> (fd % 64) & 1)
+            g_unw_fds[k++] = fd;
+    if (filling)
+        unfill_low(filled);
+    /* libgcc's unwinder: the one used without libunwind, the standby once
+     * libunwind is retired.  Warmed now (its first use allocates). */
+    h = tm_real.dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+    uw_getip_fn ip = h ? (uw_getip_fn)dlsym(h, "_Unwind_GetIP") : NULL;
+    uw_backtrace_fn bt = h ? (uw_backtrace_fn)dlsym(h, "_Unwind_Backtrace") : NULL;
+    if (ip && bt) {
+        bt(uw_warm_cb, NULL);
+        g_uwip = ip;
+        __atomic_store_n(&g_uwbt, bt, __ATOMIC_RELEASE);
     }
+    if (unw_ok)
+        __atomic_store_n(&g_unw, f, __ATOMIC_RELEASE);
     (void)dlerror();
 }
 

@@ -139,17 +139,22 @@ void tm_hook_before_exec(const char *path);
 void tm_hook_after_fork(int child_pid);
 /* After a module may have been loaded or unloaded by the caller. */
 void tm_hook_modules_changed(void);
-/* The hook's own descriptors (the socket, /proc/self/statm), which the
- * close and dup2 families step around.  Fills fds (ascending) and returns
- * how many there are: 0 when off, in a forked child, or when called from
- * inside the hook (a signal handler interrupting it).  No system call. */
-int tm_hook_own_fds(int fds[2]);
+/* The descriptors the close and dup2 families step around: the hook's own
+ * (the socket, /proc/self/statm) and those libunwind opened for itself (its
+ * memory-validation pipe).  Fills fds (ascending) and returns how many there
+ * are: 0 when off, in a forked child, or when called from inside the hook (a
+ * signal handler interrupting it, libunwind closing its own).  No system
+ * call. */
+#define TM_HOOK_OWN_FDS_MAX 6
+int tm_hook_own_fds(int fds[TM_HOOK_OWN_FDS_MAX]);
 /* 0 in a vfork child (our memory, its own descriptors): it may do as it
  * likes with the numbers.  A system call: only when one of ours is hit. */
 int tm_hook_fd_owner(void);
-/* The target is about to put something else on fd, one of ours: moves ours
- * to another number first (near the top of RLIMIT_NOFILE).  -1 if it could
- * not (the flush-time check then stops tracing). */
+/* The target is about to put something else on fd, one of tm_hook_own_fds:
+ * moves the hook's own to another number first (near the top of
+ * RLIMIT_NOFILE); for one of libunwind's, which cannot move, stops using
+ * libunwind (stacks then come from libgcc's unwinder).  -1 if it could not
+ * (the flush-time check then stops tracing). */
 int tm_hook_fd_evict(int fd);
 /* close(2) on the real function, for the hook's own descriptors. */
 int tm_hook_sys_close(int fd);

@@ -6,7 +6,7 @@ set(HOOK_TEST_DIR ${CMAKE_BINARY_DIR}/hook-test)
 set(HOOK_SRC_DIR ${CMAKE_CURRENT_SOURCE_DIR}/programs)
 
 set(HOOK_PROGRAMS hook_basic hook_fork hook_exec hook_output hook_threads hook_fdlost
-  hook_dlopen)
+  hook_dlopen hook_fdreuse)
 foreach(p ${HOOK_PROGRAMS})
   add_executable(${p} ${HOOK_SRC_DIR}/${p}.c)
   target_compile_options(${p} PRIVATE -g -O0 -fno-builtin)
@@ -17,6 +17,9 @@ target_compile_options(hook_cxx PRIVATE -g -O0 -fno-builtin)
 set_target_properties(hook_cxx PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${HOOK_TEST_DIR})
 list(APPEND HOOK_PROGRAMS hook_cxx)
 target_link_libraries(hook_threads PRIVATE Threads::Threads)
+# Frames without CFI: libunwind validates addresses through its pipe there.
+target_compile_options(hook_fdreuse PRIVATE -fno-asynchronous-unwind-tables -fno-unwind-tables
+                                            -fno-omit-frame-pointer)
 target_link_libraries(hook_dlopen PRIVATE ${CMAKE_DL_LIBS})
 
 # hook_dlopen finds the plugin by its bare name through its RUNPATH only.

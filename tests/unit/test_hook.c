@@ -1010,6 +1010,54 @@ static void test_fd_lost(void)
     free_run(&r);
 }
 
+static void test_fd_reuse(void)
+{
+    /* closefrom(3), files of its own on 3 and 4, then stacks libunwind must
+     * validate through its pipe: the pipe was kept high and out of
+     * closefrom's way, so not one of its bytes reaches the program's files
+     * and it never reads from or closes them. */
+    char dir[] = "/tmp/tm-fdreuse-XXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(!"mkdtemp");
+        return;
+    }
+    run r;
+    run_opts o = {.prog = "hook_fdreuse", .arg = dir, .hook = 1, .listen = 1, .fd3 = -1};
+    int ran = run_program(&o, &r) == 0;
+    char pa[64], pb[64];
+    snprintf(pa, sizeof pa, "%s/a", dir);
+    snprintf(pb, sizeof pb, "%s/b", dir);
+    unlink(pa);
+    unlink(pb);
+    rmdir(dir);
+    if (!ran) {
+        CHECK(!"run");
+        return;
+    }
+    CHECK(exited_with(&r, 0));
+    CHECK_U64(out_value(&r, "a"), 3);
+    CHECK_U64(out_value(&r, "b"), 4);
+    CHECK_U64(out_value(&r, "intact"), 1);
+    CHECK_U64(r.nconn, 1);
+    if (r.nconn == 1) {
+        stream_facts f;
+        check_stream(&r, &r.conn[0], DEFAULT_FRAMES, &f);
+        CHECK(f.has_end);
+        /* Every one of its 20000 allocations was recorded. */
+        size_t *idx = malloc(60000 * sizeof *idx);
+        size_t n = idx ? events_between(&r.conn[0], MARK_BEGIN, MARK_END, idx, 60000) : 0;
+        uint64_t allocs = 0;
+        for (size_t i = 0; i < n; i++) {
+            const tm_wire_rec *x = &r.conn[0].recs[idx[i]];
+            allocs += x->type == TM_REC_ALLOC && x->u.alloc.size >= 16 && x->u.alloc.size < 216;
+        }
+        CHECK_U64(allocs, 20000);
+        free(idx);
+        free(f.stacks);
+    }
+    free_run(&r);
+}
+
 static void test_dlopen(void)
 {
     run plain, r;
@@ -1129,6 +1177,7 @@ int main(void)
     test_output();
     test_threads();
     test_fd_lost();
+    test_fd_reuse();
     test_dlopen();
     test_early();
     return check_done("hook");
