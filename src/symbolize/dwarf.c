@@ -57,12 +57,21 @@ typedef struct dw {
     size_t names_cap, names_count;
 
     /* the CU being read */
-    const char **files;
+    const char **files; /* dwarf_srcfiles of the CU, read on first need */
     size_t nfiles;
+    int files_read;
+    Dwarf_Die cu_die;
+    const char ***files_buf; /* reused between CUs */
+    size_t *files_cap;
+    const char **lazy; /* names by index got from dwarf_linesrc, NULL = not yet */
+    size_t lazy_n, lazy_cap;
+    const unsigned char *line_sec; /* raw .debug_line (decompressed), NULL if unusable */
+    size_t line_size;
     int file_base;      /* 0 for DWARF 5 line tables, 1 for DWARF 2-4 */
     Dwarf_Half version; /* CU version */
     Dwarf_Addr cu_base; /* CU DW_AT_low_pc: base of DWARF 2-4 range lists */
     int cu_is_c;        /* the CU language is C-like (see SYM_SCOPE_NAME_FROM_SYMTAB) */
+    Dwarf_Half cur_tag; /* tag of the scope DIE being named (die_name) */
     pc_range *tmp;      /* ranges of the DIE being read */
     size_t tmp_cap;
 } dw;
@@ -230,6 +239,15 @@ static const char *ref_name(dw *c, Dwarf_Off off, int depth, int *is_linkage)
 static const char *die_name(dw *c, Dwarf_Die die, int depth, int *is_linkage)
 {
     *is_linkage = 0;
+    if (depth == 0 && c->cur_tag == DW_TAG_inlined_subroutine) {
+        /* An inlined call names nothing itself: its abstract origin does.
+         * Asking for the origin first saves the four attribute lookups that
+         * would miss (each one a scan of the DIE's attributes), a tenth of
+         * glibc's load. */
+        Dwarf_Off off;
+        if (attr_ref(c, die, DW_AT_abstract_origin, &off))
+            return ref_name(c, off, depth, is_linkage);
+    }
     const char *s = attr_string(c, die, DW_AT_linkage_name);
     if (!s)
         s = attr_string(c, die, DW_AT_MIPS_linkage_name);
@@ -401,12 +419,59 @@ static int lang_is_c(Dwarf_Unsigned lang)
     }
 }
 
+static int load_files(dw *c, Dwarf_Die cu, const char ***files, size_t *cap);
+
+/* The name of file number idx of the CU's line table: from the names the
+ * line rows already produced, else from the CU's whole file list, read
+ * once (an inlined call from a file no row of the CU mentions). */
 static const char *file_name(dw *c, uint64_t idx)
 {
     if (idx < (uint64_t)c->file_base)
         return NULL;
     idx -= (uint64_t)c->file_base;
+    if (idx < c->lazy_n && c->lazy[idx])
+        return c->lazy[idx];
+    if (!c->files_read) {
+        c->files_read = 1;
+        load_files(c, c->cu_die, c->files_buf, c->files_cap);
+    }
     return idx < c->nfiles ? c->files[idx] : NULL;
+}
+
+/* The name of the file of line row ln (index idx): dwarf_linesrc once per
+ * distinct file, instead of dwarf_srcfiles for the CU, which parses the
+ * line table header a second time and copies every name of it (glibc's
+ * CUs list dozens of headers, few of which hold code): 5% of glibc's
+ * load. */
+static const char *row_file(dw *c, Dwarf_Line ln, uint64_t idx)
+{
+    if (idx < (uint64_t)c->file_base)
+        return NULL;
+    size_t i = (size_t)(idx - (uint64_t)c->file_base);
+    if (i < c->lazy_n && c->lazy[i])
+        return c->lazy[i];
+    if (i >= (1u << 20))
+        return file_name(c, idx); /* absurd index: no table that large */
+    if (i >= c->lazy_n) {
+        if (sym_grow((void **)&c->lazy, &c->lazy_cap, i + 1, sizeof *c->lazy) < 0) {
+            c->oom = 1;
+            return NULL;
+        }
+        memset(c->lazy + c->lazy_n, 0, (i + 1 - c->lazy_n) * sizeof *c->lazy);
+        c->lazy_n = i + 1;
+    }
+    Dwarf_Error err = NULL;
+    char *name = NULL;
+    int rc = dwarf_linesrc(ln, &name, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK || !name)
+        return NULL;
+    c->lazy[i] = sym_intern_str(c->in, name);
+    if (!c->lazy[i])
+        c->oom = 1;
+    dwarf_dealloc(c->dbg, name, DW_DLA_STRING);
+    return c->lazy[i];
 }
 
 static void walk_children(dw *c, Dwarf_Die parent, int32_t scope, uint32_t depth, int nest,
@@ -455,6 +520,7 @@ static void visit(dw *c, Dwarf_Die die, int32_t scope, uint32_t depth, int nest,
         }
         int link;
         sym_scope *sc = &c->scopes[c->nscopes];
+        c->cur_tag = tag;
         sc->name = die_name(c, die, 0, &link);
         sc->call_file = NULL;
         sc->call_line = 0;
@@ -557,10 +623,291 @@ static int load_files(dw *c, Dwarf_Die cu, const char ***files, size_t *cap)
     return 0;
 }
 
-/* Appends the CU's line rows, keeping what addr2line (bfd) keeps: only the
- * last row of a run of rows at one address within a sequence (so the end
- * marker replaces rows at its own address), and no sequence that starts at
- * address 0 (code the linker discarded). */
+/* Appends one line-table row to c->rows, keeping what addr2line (bfd)
+ * keeps: only the last row of a run of rows at one address within a
+ * sequence (so the end marker replaces rows at its own address), and no
+ * sequence that starts at address 0 (code the linker discarded).
+ * *seq_start is the index of the current sequence's first row.  Returns 0,
+ * or -1 when out of memory. */
+static int add_row(dw *c, size_t *seq_start, uint64_t addr, const char *file, uint64_t line,
+                   int end)
+{
+    sym_row *last = c->nrows > *seq_start ? &c->rows[c->nrows - 1] : NULL;
+    if (last && last->addr > addr) {
+        /* addresses go backwards inside a sequence: corrupt; drop it */
+        c->nrows = *seq_start;
+        last = NULL;
+    }
+    sym_row *r;
+    if (last && last->addr == addr) {
+        r = last;
+    } else {
+        if (sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
+            c->oom = 1;
+            return -1;
+        }
+        r = &c->rows[c->nrows++];
+    }
+    r->addr = addr;
+    r->file = file;
+    r->line = line > UINT32_MAX ? 0 : (uint32_t)line;
+    r->end = end ? 1 : 0;
+    if (end) {
+        if (c->rows[*seq_start].addr == 0)
+            c->nrows = *seq_start;
+        *seq_start = c->nrows;
+    }
+    return 0;
+}
+
+/* ---- line programs, decoded here --------------------------------------------
+ * libdwarf's dwarf_srclines_b allocates two objects per row and frees them
+ * again: a third of a load (40% for a large -O2 program).  The line program
+ * itself is a small state machine over .debug_line, run here on the raw
+ * section; libdwarf still supplies the file names (dwarf_srcfiles, the same
+ * names as before).  Anything unusual (VLIW op_index, DW_LNE_define_file, a
+ * header that does not parse, a big-endian file) falls back to libdwarf for
+ * that CU: the rows are the same either way. */
+
+typedef struct lp_cursor {
+    const unsigned char *p, *end;
+    int bad;
+} lp_cursor;
+
+static uint64_t lp_uleb(lp_cursor *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; r->p < r->end; shift += 7) {
+        unsigned char b = *r->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+
+static int64_t lp_sleb(lp_cursor *r)
+{
+    uint64_t v = 0;
+    unsigned shift = 0;
+    unsigned char b = 0;
+    while (r->p < r->end) {
+        b = *r->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80)) {
+            if (shift < 64 && (b & 0x40))
+                v |= ~(uint64_t)0 << shift;
+            return (int64_t)v;
+        }
+    }
+    r->bad = 1;
+    return 0;
+}
+
+/* n-byte little-endian value (n <= 8) */
+static uint64_t lp_fixed(lp_cursor *r, size_t n)
+{
+    if ((size_t)(r->end - r->p) < n || n > 8) {
+        r->bad = 1;
+        r->p = r->end;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += n;
+    return v;
+}
+
+/* The CU's DW_AT_stmt_list offset.  Returns 1 if present. */
+static int stmt_list(dw *c, Dwarf_Die cu, uint64_t *off)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Attribute a = NULL;
+    int rc = dwarf_attr(cu, DW_AT_stmt_list, &a, &err);
+    if (rc == DW_DLV_ERROR || err)
+        dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        return 0;
+    Dwarf_Off o = 0;
+    rc = dwarf_global_formref(a, &o, &err);
+    if (rc == DW_DLV_ERROR || err) {
+        if (err) {
+            dwarf_dealloc_error(c->dbg, err);
+            err = NULL;
+        }
+        Dwarf_Unsigned u = 0;
+        rc = dwarf_formudata(a, &u, &err);
+        if (err) {
+            dwarf_dealloc_error(c->dbg, err);
+            err = NULL;
+        }
+        o = u;
+    }
+    dwarf_dealloc_attribute(a);
+    *off = o;
+    return rc == DW_DLV_OK;
+}
+
+/* The raw (decompressed) .debug_line of the ELF file in fd, for
+ * decode_lines.  Returns the Elf handle that owns the bytes (elf_end it), or
+ * NULL when there is none usable. */
+static Elf *raw_line_section(int fd, const unsigned char **data, size_t *size)
+{
+    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+    GElf_Ehdr eh;
+    size_t shstr;
+    if (!e || !gelf_getehdr(e, &eh) || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
+        __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ || elf_getshdrstrndx(e, &shstr) != 0) {
+        if (e)
+            elf_end(e);
+        return NULL;
+    }
+    Elf_Scn *scn = NULL;
+    GElf_Shdr sh;
+    while ((scn = elf_nextscn(e, scn)) != NULL) {
+        const char *n;
+        if (!gelf_getshdr(scn, &sh) || !(n = elf_strptr(e, shstr, sh.sh_name)) ||
+            strcmp(n, ".debug_line") != 0)
+            continue;
+        if (sh.sh_type == SHT_NOBITS ||
+            ((sh.sh_flags & SHF_COMPRESSED) && elf_compress(scn, 0, 0) < 0))
+            break;
+        Elf_Data *d = elf_getdata(scn, NULL);
+        if (!d || !d->d_buf || !d->d_size)
+            break;
+        *data = d->d_buf;
+        *size = d->d_size;
+        return e;
+    }
+    elf_end(e);
+    return NULL;
+}
+
+/* Runs the CU's line program.  Returns 0 (rows appended), or -1 with
+ * nothing appended: the caller then asks libdwarf. */
+static int decode_lines(dw *c, Dwarf_Die cu)
+{
+    uint64_t off;
+    if (!c->line_sec || !stmt_list(c, cu, &off) || off >= c->line_size)
+        return -1;
+    lp_cursor r = {c->line_sec + off, c->line_sec + c->line_size, 0};
+    uint64_t unit_len = lp_fixed(&r, 4);
+    size_t offsz = 4;
+    if (unit_len == 0xffffffffu) {
+        unit_len = lp_fixed(&r, 8);
+        offsz = 8;
+    }
+    if (r.bad || unit_len > (uint64_t)(r.end - r.p) || unit_len < 2)
+        return -1;
+    r.end = r.p + unit_len;
+    unsigned version = (unsigned)lp_fixed(&r, 2);
+    if (version < 2 || version > 5)
+        return -1;
+    size_t addr_size = 8;
+    if (version >= 5) {
+        addr_size = (size_t)lp_fixed(&r, 1);
+        if (lp_fixed(&r, 1) != 0) /* segment selectors */
+            return -1;
+    }
+    uint64_t hlen = lp_fixed(&r, offsz);
+    if (r.bad || hlen > (uint64_t)(r.end - r.p))
+        return -1;
+    const unsigned char *prog = r.p + hlen;
+    unsigned min_inst = (unsigned)lp_fixed(&r, 1);
+    unsigned max_ops = version >= 4 ? (unsigned)lp_fixed(&r, 1) : 1;
+    lp_fixed(&r, 1); /* default_is_stmt: rows are kept either way */
+    int line_base = (int)(signed char)lp_fixed(&r, 1);
+    unsigned line_range = (unsigned)lp_fixed(&r, 1);
+    unsigned opcode_base = (unsigned)lp_fixed(&r, 1);
+    if (r.bad || max_ops != 1 || line_range == 0 || opcode_base == 0 || prog < r.p ||
+        (size_t)(prog - r.p) < opcode_base - 1)
+        return -1;
+    unsigned char std_len[256];
+    memset(std_len, 0, sizeof std_len);
+    for (unsigned k = 1; k < opcode_base; k++)
+        std_len[k] = r.p[k - 1];
+    r.p = prog;
+    c->file_base = version >= 5 ? 0 : 1;
+
+    size_t first = c->nrows, seq_start = c->nrows;
+    uint64_t addr = 0, file = 1, line = 1;
+    int fail = 0;
+    while (r.p < r.end && !r.bad && !fail && !c->oom) {
+        unsigned op = *r.p++;
+        if (op >= opcode_base) {
+            unsigned adj = op - opcode_base;
+            addr += (uint64_t)(adj / line_range) * min_inst;
+            line += (uint64_t)(int64_t)(line_base + (int)(adj % line_range));
+            fail = add_row(c, &seq_start, addr, file_name(c, file), line, 0) < 0;
+            continue;
+        }
+        switch (op) {
+        case 0: { /* extended */
+            uint64_t len = lp_uleb(&r);
+            if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) {
+                fail = 1;
+                break;
+            }
+            const unsigned char *next = r.p + len;
+            unsigned sub = *r.p++;
+            if (sub == DW_LNE_end_sequence) {
+                fail = add_row(c, &seq_start, addr, file_name(c, file), line, 1) < 0;
+                addr = 0;
+                file = 1;
+                line = 1;
+            } else if (sub == DW_LNE_set_address) {
+                if (len - 1 != addr_size && version >= 5) {
+                    fail = 1;
+                    break;
+                }
+                addr = lp_fixed(&r, (size_t)(len - 1));
+            } else if (sub == DW_LNE_define_file) {
+                fail = 1; /* a file the srcfiles list would not number alike */
+                break;
+            }
+            /* DW_LNE_set_discriminator and unknown ones: skipped */
+            r.p = next;
+            break;
+        }
+        case DW_LNS_copy:
+            fail = add_row(c, &seq_start, addr, file_name(c, file), line, 0) < 0;
+            break;
+        case DW_LNS_advance_pc:
+            addr += lp_uleb(&r) * min_inst;
+            break;
+        case DW_LNS_advance_line:
+            line += (uint64_t)lp_sleb(&r);
+            break;
+        case DW_LNS_set_file:
+            file = lp_uleb(&r);
+            break;
+        case DW_LNS_const_add_pc:
+            addr += (uint64_t)((255 - opcode_base) / line_range) * min_inst;
+            break;
+        case DW_LNS_fixed_advance_pc:
+            addr += lp_fixed(&r, 2);
+            break;
+        default: /* column, stmt, block, prologue, epilogue, isa, unknown */
+            for (unsigned k = 0; k < std_len[op] && !r.bad; k++)
+                lp_uleb(&r);
+            break;
+        }
+    }
+    if (r.bad || fail) {
+        c->nrows = first;
+        return -1;
+    }
+    /* an unterminated last sequence would cover everything after it */
+    c->nrows = seq_start;
+    return 0;
+}
+
+/* Appends the CU's line rows (add_row) as libdwarf decodes them. */
 static void load_lines(dw *c, Dwarf_Die cu)
 {
     Dwarf_Error err = NULL;
@@ -590,31 +937,8 @@ static void load_lines(dw *c, Dwarf_Die cu)
             dw_fail(c, &err);
             break;
         }
-        sym_row *last = c->nrows > seq_start ? &c->rows[c->nrows - 1] : NULL;
-        if (last && last->addr > addr) {
-            /* addresses go backwards inside a sequence: corrupt; drop it */
-            c->nrows = seq_start;
-            last = NULL;
-        }
-        sym_row *r;
-        if (last && last->addr == addr) {
-            r = last;
-        } else {
-            if (sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
-                c->oom = 1;
-                break;
-            }
-            r = &c->rows[c->nrows++];
-        }
-        r->addr = addr;
-        r->file = file_name(c, fileno);
-        r->line = lineno > UINT32_MAX ? 0 : (uint32_t)lineno;
-        r->end = end ? 1 : 0;
-        if (end) {
-            if (c->rows[seq_start].addr == 0)
-                c->nrows = seq_start;
-            seq_start = c->nrows;
-        }
+        if (add_row(c, &seq_start, addr, row_file(c, lines[i], fileno), lineno, end) < 0)
+            break;
     }
     /* an unterminated last sequence would cover everything after it */
     c->nrows = seq_start;
@@ -633,27 +957,40 @@ static int row_before(const sym_row *x, const sym_row *y)
     return x->end > y->end;
 }
 
+/* Stable natural merge sort: the rows come as sorted sequences, mostly in
+ * address order already (one or a few per CU, CUs in link order), so the
+ * runs are long and few, and already-sorted input costs one pass. */
 static int sort_rows(sym_row *v, size_t n)
 {
-    if (n < 2)
+    size_t nruns = 0;
+    for (size_t i = 1; i < n; i++)
+        nruns += row_before(&v[i], &v[i - 1]);
+    if (n < 2 || nruns == 0)
         return 0;
     sym_row *tmp = malloc(n * sizeof *tmp);
     if (!tmp)
         return -1;
-    /* bottom-up merge sort; runs inside one sequence are already sorted, so
-     * most merges are copies */
     sym_row *src = v, *dst = tmp;
-    for (size_t w = 1; w < n; w *= 2) {
-        for (size_t lo = 0; lo < n; lo += 2 * w) {
-            size_t mid = lo + w < n ? lo + w : n;
-            size_t hi = lo + 2 * w < n ? lo + 2 * w : n;
-            size_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = row_before(&src[j], &src[i]) ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
+    while (nruns > 0) {
+        /* one pass: merge each pair of adjacent runs */
+        size_t lo = 0;
+        nruns = 0;
+        while (lo < n) {
+            size_t mid = lo + 1;
+            while (mid < n && !row_before(&src[mid], &src[mid - 1]))
+                mid++;
+            size_t hi = mid < n ? mid + 1 : n;
+            while (hi < n && !row_before(&src[hi], &src[hi - 1]))
+                hi++;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi)
+                dst[k++] = row_before(&src[b], &src[a]) ? src[b++] : src[a++];
+            while (a < mid)
+                dst[k++] = src[a++];
+            while (b < hi)
+                dst[k++] = src[b++];
+            nruns += hi < n;
+            lo = hi;
         }
         sym_row *t = src;
         src = dst;
@@ -742,7 +1079,32 @@ void sym_dwarf_global_init(void)
     dwarf_set_de_alloc_flag(0);
 }
 
-int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
+/* The end offset of the last CU header of .debug_info that can be read
+ * (the section's size in uncompressed terms), 0 when a header is corrupt.
+ * Leaves libdwarf's CU iteration restarted at the first CU. */
+static Dwarf_Unsigned cu_extent(dw *c)
+{
+    Dwarf_Unsigned end = 0;
+    for (;;) {
+        Dwarf_Unsigned hlen = 0, typeoff = 0, next = 0;
+        Dwarf_Half version = 0, asize = 0, lsize = 0, esize = 0, cutype = 0;
+        Dwarf_Off abbrev = 0;
+        Dwarf_Sig8 sig;
+        Dwarf_Error err = NULL;
+        int rc = dwarf_next_cu_header_d(c->dbg, 1, &hlen, &version, &abbrev, &asize, &lsize, &esize,
+                                        &sig, &typeoff, &next, &cutype, &err);
+        if (rc == DW_DLV_ERROR || err) {
+            dw_fail(c, &err);
+            return 0;
+        }
+        if (rc != DW_DLV_OK)
+            return end; /* DW_DLV_NO_ENTRY: the iteration starts over */
+        end = next;
+    }
+}
+
+int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigned part,
+                   unsigned nparts)
 {
     dw c;
     memset(&c, 0, sizeof c);
@@ -758,9 +1120,30 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
         return -1;
     }
 
+    /* Part `part` of nparts takes the CUs whose header starts in its share
+     * of .debug_info: contiguous shares, so concatenating the parts keeps
+     * the CUs' table order (sym_dwarf_merge relies on it).  When the extent
+     * cannot be read (a corrupt header), part 0 reads what it can, alone. */
+    Dwarf_Unsigned extent = 0;
+    if (nparts > 1) {
+        extent = cu_extent(&c);
+        if (!extent) {
+            uint64_t e = c.errors;
+            dwarf_finish(c.dbg, &err);
+            if (err)
+                dwarf_dealloc_error(NULL, err);
+            *errors += e;
+            if (part != 0)
+                return 0;
+            return sym_dwarf_load(o, fd, in, errors, 0, 1);
+        }
+    }
+
     const char **files = NULL;
     size_t files_cap = 0;
     int any_cu = 0;
+    Elf *line_elf = raw_line_section(fd, &c.line_sec, &c.line_size);
+    Dwarf_Unsigned cu_off = 0;
     for (;;) {
         Dwarf_Unsigned hlen = 0, typeoff = 0, next = 0;
         Dwarf_Half version = 0, asize = 0, lsize = 0, esize = 0, cutype = 0;
@@ -773,6 +1156,13 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
         if (rc != DW_DLV_OK)
             break;
         any_cu = 1;
+        Dwarf_Unsigned start = cu_off;
+        cu_off = next;
+        if (nparts > 1) {
+            unsigned owner = (unsigned)((unsigned __int128)start * nparts / extent);
+            if (owner != part)
+                continue;
+        }
         Dwarf_Die cu = NULL;
         rc = dwarf_siblingof_b(c.dbg, NULL, 1, &cu, &err);
         if (rc == DW_DLV_ERROR || err)
@@ -795,14 +1185,23 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
         c.cu_is_c = rc == DW_DLV_OK && lang_is_c(lang);
         c.files = NULL;
         c.nfiles = 0;
-        load_files(&c, cu, &files, &files_cap);
-        load_lines(&c, cu); /* also sets file_base from the line table version */
+        c.files_read = 0;
+        c.cu_die = cu;
+        c.files_buf = &files;
+        c.files_cap = &files_cap;
+        c.lazy_n = 0;
+        /* both set file_base from the line table version */
+        if (decode_lines(&c, cu) < 0)
+            load_lines(&c, cu);
         walk_children(&c, cu, -1, 0, 0, 0);
         dwarf_dealloc_die(cu);
         if (c.oom)
             break;
     }
+    if (line_elf)
+        elf_end(line_elf);
     free(files);
+    free(c.lazy);
     free(c.names);
     free(c.tmp);
     dwarf_finish(c.dbg, &err);

@@ -194,6 +194,7 @@ int sym_elf_symbols(Elf *e, unsigned sh_type, sym_intern *in, sym_func **funcs, 
             sym_func *f = &(*funcs)[(*n)++];
             f->addr = sym.st_value;
             f->size = sym.st_size ? sym.st_size : 1;
+            f->sized = sym.st_size != 0;
             f->sec_end = tsh.sh_addr + tsh.sh_size;
             if (f->sec_end <= f->addr) /* a symbol outside its section's range */
                 f->sec_end = f->addr + f->size;

@@ -1,5 +1,7 @@
-/* isolate.c - runs the DWARF load in a forked child and receives the flat
- * tables through a pipe.
+/* isolate.c - runs the DWARF load in forked children (one, or several for
+ * large debug info, each reading a share of the CUs) and receives the flat
+ * tables through a memfd (a pipe when memfd_create is unavailable), then
+ * merges the shares.
  *
  * Why: libdwarf 20210528 is not safe on corrupt input even with every error
  * argument passed.  Fuzzing .debug_rnglists found a double free in
@@ -11,16 +13,22 @@
  * and a copy of the tables (a few ms for glibc, against ~150 ms of loading).
  *
  * Stream (native byte order, same machine): header, strings, rows, scopes,
- * segments, trailer.  Strings are sent once and referenced by index. */
-#define _GNU_SOURCE /* pipe2, close_range */
+ * segments, trailer.  Strings are sent once and referenced by index.  With
+ * a memfd, a single byte on the pipe tells the parent the stream is
+ * complete; the pipe also carries the deadline (see BUDGET_BASE_MS). */
+#define _GNU_SOURCE /* pipe2, close_range, sched_getaffinity, memfd_create */
 #include "symbolize_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -32,11 +40,12 @@
 #define NO_STR UINT32_MAX
 /* Table sizes the parent accepts (glibc: ~200 k rows, ~60 k scopes). */
 #define MAX_ITEMS (1u << 28)
-/* How long the child may take before it is killed: corrupt DWARF could also
- * make libdwarf loop.  glibc's 4 MB debug file loads in ~0.3 s; the budget is
- * 30 s plus 2 s per MB of the file, far above any honest load. */
-#define BUDGET_BASE_MS 30000
-#define BUDGET_MS_PER_MB 2000
+/* How long the children may take before they are killed: corrupt DWARF
+ * could also make libdwarf loop.  glibc's 4 MB debug file loads in ~0.3 s
+ * (35 s under valgrind on a busy machine); the budget is 60 s plus 4 s per
+ * MB of the file, far above any honest load. */
+#define BUDGET_BASE_MS 60000
+#define BUDGET_MS_PER_MB 4000
 
 typedef struct header {
     uint32_t magic;
@@ -187,28 +196,38 @@ out:
     return rc;
 }
 
-/* Closes every descriptor but keep_a and keep_b (and 0-2): the child must
- * not hold tmtop's sockets or the target's terminal open. */
-static void close_others(int keep_a, int keep_b)
+/* Closes every descriptor but the nkeep ones in keep (and 0-2): the child
+ * must not hold tmtop's sockets or the target's terminal open. */
+static void close_others(int *keep, int nkeep)
 {
     struct rlimit rl;
     unsigned top = 65535;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 0)
         top = (unsigned)(rl.rlim_cur - 1);
-    unsigned keeps[2] = {(unsigned)(keep_a < keep_b ? keep_a : keep_b),
-                         (unsigned)(keep_a < keep_b ? keep_b : keep_a)};
+    for (int i = 1; i < nkeep; i++) /* insertion sort: a handful */
+        for (int k = i; k > 0 && keep[k - 1] > keep[k]; k--) {
+            int t = keep[k];
+            keep[k] = keep[k - 1];
+            keep[k - 1] = t;
+        }
     unsigned from = 3;
-    for (int i = 0; i < 2; i++) {
-        if (keeps[i] > from)
-            close_range(from, keeps[i] - 1, 0);
-        if (keeps[i] + 1 > from)
-            from = keeps[i] + 1;
+    for (int i = 0; i < nkeep; i++) {
+        if (keep[i] < 0)
+            continue;
+        unsigned k = (unsigned)keep[i];
+        if (k > from)
+            close_range(from, k - 1, 0);
+        if (k + 1 > from)
+            from = k + 1;
     }
     if (from <= top)
         close_range(from, top, 0);
 }
 
-static void child_main(int dwarf_fd, int out_fd)
+/* Reads part `part` of nparts of the DWARF in dwarf_fd and writes the
+ * tables to out_fd: a memfd when data_fd >= 0 is given (then one byte on
+ * done_fd says they are complete), else the pipe done_fd itself. */
+static void child_main(int dwarf_fd, int data_fd, int done_fd, unsigned part, unsigned nparts)
 {
     /* Nothing from libdwarf or from a crash (glibc's "double free"
      * message) may reach tmtop's terminal, and a crash must not dump core. */
@@ -219,12 +238,21 @@ static void child_main(int dwarf_fd, int out_fd)
         if (nul > 2)
             close(nul);
     }
-    close_others(dwarf_fd, out_fd);
+    int keep[3] = {dwarf_fd, data_fd, done_fd};
+    close_others(keep, 3);
+    int out_fd = data_fd >= 0 ? data_fd : done_fd;
     struct rlimit core = {0, 0};
     setrlimit(RLIMIT_CORE, &core);
     static const int sigs[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGPIPE};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         signal(sigs[i], SIG_DFL);
+
+    /* This process lives for one load: memory libdwarf frees (a CU's line
+     * table, its DIEs) is better kept for the next CU than given back to
+     * the kernel and faulted in again (10% of a load otherwise). */
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
 
     sym_intern *in = sym_intern_new();
     sym_obj o;
@@ -232,8 +260,13 @@ static void child_main(int dwarf_fd, int out_fd)
     uint64_t errors = 0;
     int rc = -1;
     if (in) {
-        int ok = sym_dwarf_load(&o, dwarf_fd, in, &errors);
+        int ok = sym_dwarf_load(&o, dwarf_fd, in, &errors, part, nparts);
         rc = send_tables(out_fd, &o, ok, errors);
+        /* the tables sit in the memfd: the parent reads them after this
+         * byte, without a context switch per pipe-full (hundreds of them
+         * for glibc's 8 MB, each a time slice away on a busy machine) */
+        if (rc == 0 && data_fd >= 0 && write(done_fd, "k", 1) != 1)
+            rc = -1;
     }
     /* freed for valgrind's sake: this process ends here */
     free(o.rows);
@@ -375,39 +408,208 @@ static int receive_tables(reader *r, sym_obj *o, sym_intern *in, uint64_t *error
     return 0;
 }
 
-int sym_dwarf_load_isolated(sym_obj *o, int fd, sym_intern *in, uint64_t *errors)
+/* ---- merging the parts ----------------------------------------------------- */
+
+/* The row order of dwarf.c's sort: address, end markers first. */
+static int row_before(const sym_row *x, const sym_row *y)
 {
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return sym_dwarf_load(o, fd, in, errors);
-    pid_t pid = fork();
-    if (pid < 0) {
-        /* no process to spare: load here, as most tools do */
-        close(p[0]);
-        close(p[1]);
-        return sym_dwarf_load(o, fd, in, errors);
+    if (x->addr != y->addr)
+        return x->addr < y->addr;
+    return x->end > y->end;
+}
+
+/* Appends part p (its CUs follow those already in o) to o: rows merged in
+ * order (o's first on ties, as one sort over the whole table would keep
+ * them), scopes appended with their indices shifted, segments merged by
+ * address.  Consumes p's arrays.  Returns 0, or -1 when out of memory (o
+ * unchanged, p freed). */
+static int merge_part(sym_obj *o, sym_obj *p)
+{
+    if (!o->nrows && !o->nscopes && !o->nsegs) {
+        /* the first part (or the only one): taken as it is */
+        free(o->rows);
+        free(o->scopes);
+        free(o->segs);
+        o->rows = p->rows;
+        o->nrows = p->nrows;
+        o->scopes = p->scopes;
+        o->nscopes = p->nscopes;
+        o->segs = p->segs;
+        o->nsegs = p->nsegs;
+        return 0;
     }
-    if (pid == 0) {
-        close(p[0]);
-        child_main(fd, p[1]);
+    sym_row *rows = malloc((o->nrows + p->nrows + 1) * sizeof *rows);
+    sym_scope *scopes = realloc(o->scopes, (o->nscopes + p->nscopes + 1) * sizeof *scopes);
+    if (scopes)
+        o->scopes = scopes;
+    sym_seg *segs = malloc((o->nsegs + p->nsegs + 1) * sizeof *segs);
+    if (!rows || !scopes || !segs) {
+        free(rows);
+        free(segs);
+        free(p->rows);
+        free(p->scopes);
+        free(p->segs);
+        return -1;
     }
-    close(p[1]);
+    size_t i = 0, j = 0, k = 0;
+    while (i < o->nrows && j < p->nrows)
+        rows[k++] = row_before(&p->rows[j], &o->rows[i]) ? p->rows[j++] : o->rows[i++];
+    while (i < o->nrows)
+        rows[k++] = o->rows[i++];
+    while (j < p->nrows)
+        rows[k++] = p->rows[j++];
+
+    uint32_t shift = (uint32_t)o->nscopes;
+    for (size_t n = 0; n < p->nscopes; n++) {
+        sym_scope sc = p->scopes[n];
+        if (sc.parent >= 0)
+            sc.parent += (int32_t)shift;
+        scopes[o->nscopes + n] = sc;
+    }
+
+    /* CUs do not share addresses, so the segment lists interleave without
+     * overlapping; should they overlap anyway (corrupt input), the later
+     * segment is clipped so lookups still see disjoint sorted segments */
+    i = j = k = 0;
+    while (i < o->nsegs || j < p->nsegs) {
+        sym_seg g;
+        if (j == p->nsegs || (i < o->nsegs && o->segs[i].lo <= p->segs[j].lo)) {
+            g = o->segs[i++];
+        } else {
+            g = p->segs[j++];
+            g.scope += shift;
+        }
+        if (k && g.lo < segs[k - 1].hi)
+            g.lo = segs[k - 1].hi;
+        if (g.lo < g.hi)
+            segs[k++] = g;
+    }
+
+    free(o->rows);
+    free(o->segs);
+    o->rows = rows;
+    o->nrows += p->nrows;
+    o->nscopes += p->nscopes;
+    o->segs = segs;
+    o->nsegs = k;
+    free(p->rows);
+    free(p->scopes);
+    free(p->segs);
+    return 0;
+}
+
+/* ---- starting and finishing a load ------------------------------------------ */
+
+/* Debug info larger than this is read by several children at once, one
+ * share of the CUs each: glibc's takes ~0.3 s on one core. */
+#ifndef PARALLEL_MIN_BYTES
+#define PARALLEL_MIN_BYTES (1u << 20)
+#endif
+
+/* How many children to split a load between: one per CPU this process may
+ * run on that is idle by the load average (the children of a split load
+ * repeat some work, ~15% for glibc: decompressing the sections, so on a busy
+ * machine one child finishes first), at most SYM_LOAD_MAX_PARTS. */
+static unsigned parts_for(off_t size)
+{
+    /* TMTOP_SYM_PARTS=N forces N children (tests, benchmarks) */
+    const char *force = getenv("TMTOP_SYM_PARTS");
+    if (force && *force) {
+        long n = strtol(force, NULL, 10);
+        return n < 1 ? 1 : n > SYM_LOAD_MAX_PARTS ? SYM_LOAD_MAX_PARTS : (unsigned)n;
+    }
+    if (size < PARALLEL_MIN_BYTES)
+        return 1;
+    cpu_set_t set;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                            : sysconf(_SC_NPROCESSORS_ONLN);
+    double load = 0;
+    FILE *f = fopen("/proc/loadavg", "re");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = 0;
+        fclose(f);
+    }
+    double idle = (double)cpus - load;
+    if (idle < 1.5)
+        return 1;
+    unsigned n = (unsigned)(idle + 0.5);
+    return n < SYM_LOAD_MAX_PARTS ? n : SYM_LOAD_MAX_PARTS;
+}
+
+/* A descriptor of the same file with its own file offset: libdwarf reads
+ * with lseek + read, so children sharing one open file description would
+ * move each other's offset. */
+static int reopen(int fd)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+int sym_dwarf_start(sym_load *l, int fd)
+{
+    memset(l, 0, sizeof *l);
     struct stat sb;
-    int64_t mb = fstat(fd, &sb) == 0 ? (int64_t)(sb.st_size >> 20) : 0;
-    reader *r = malloc(sizeof *r);
-    int rc = -1;
-    if (r) {
-        r->fd = p[0];
-        r->pos = r->len = 0;
-        r->failed = 0;
-        r->deadline_ms = now_ms() + BUDGET_BASE_MS + mb * BUDGET_MS_PER_MB;
-        rc = receive_tables(r, o, in, errors);
-        free(r);
+    int64_t mb = 0;
+    unsigned nparts = 1;
+    if (fstat(fd, &sb) == 0) {
+        mb = (int64_t)(sb.st_size >> 20);
+        nparts = parts_for(sb.st_size);
     }
-    close(p[0]);
-    /* a child that failed to deliver may be stuck: it must not be waited
-     * for; it may also be blocked writing to the closed pipe (SIGPIPE) */
-    if (rc < 0)
+    int fds[SYM_LOAD_MAX_PARTS];
+    fds[0] = fd;
+    if (nparts > 1) {
+        for (unsigned k = 0; k < nparts; k++) {
+            if ((fds[k] = reopen(fd)) < 0) {
+                while (k > 0)
+                    close(fds[--k]);
+                fds[0] = fd;
+                nparts = 1;
+                break;
+            }
+        }
+    }
+    l->deadline_ms = now_ms() + BUDGET_BASE_MS + mb * BUDGET_MS_PER_MB;
+    for (unsigned k = 0; k < nparts; k++) {
+        int p[2];
+        pid_t pid = -1;
+        /* no memfd (old kernel, seccomp): the tables go through the pipe */
+        int data = memfd_create("tmtop-dwarf", MFD_CLOEXEC);
+        if (pipe2(p, O_CLOEXEC) == 0 && (pid = fork()) < 0) {
+            close(p[0]);
+            close(p[1]);
+        }
+        if (pid < 0) {
+            if (data >= 0)
+                close(data);
+            break;
+        }
+        if (pid == 0) {
+            close(p[0]);
+            child_main(fds[k], data, p[1], k, nparts);
+        }
+        close(p[1]);
+        l->pid[k] = pid;
+        l->pipe[k] = p[0];
+        l->data[k] = data;
+        l->nparts = k + 1;
+    }
+    if (nparts > 1)
+        for (unsigned k = 0; k < nparts; k++)
+            close(fds[k]);
+    if (l->nparts == nparts)
+        return 0;
+    /* fewer children than shares: the shares of the missing ones would be
+     * lost, so give up on this attempt altogether */
+    sym_dwarf_abandon(l);
+    return -1;
+}
+
+/* Kills (when kill_it) and reaps child k; returns 1 if it exited with 0. */
+static int reap(pid_t pid, int kill_it)
+{
+    if (kill_it)
         kill(pid, SIGKILL);
     int st = 0;
     pid_t w;
@@ -415,9 +617,86 @@ int sym_dwarf_load_isolated(sym_obj *o, int fd, sym_intern *in, uint64_t *errors
         ;
     /* ECHILD: someone else reaped it (SIGCHLD ignored); the trailer and the
      * consistency checks already vouch for the data */
-    if (w == pid && !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
-        rc = -1;
-    if (rc < 0) {
+    return w != pid || (WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+void sym_dwarf_abandon(sym_load *l)
+{
+    for (unsigned k = 0; k < l->nparts; k++) {
+        close(l->pipe[k]);
+        if (l->data[k] >= 0)
+            close(l->data[k]);
+        reap(l->pid[k], 1);
+    }
+    l->nparts = 0;
+}
+
+int sym_dwarf_ready(const sym_load *l)
+{
+    /* past the budget, finishing kills the children without waiting */
+    if (!l->nparts || now_ms() >= l->deadline_ms)
+        return 1;
+    struct pollfd pfd[SYM_LOAD_MAX_PARTS];
+    for (unsigned k = 0; k < l->nparts; k++)
+        pfd[k] = (struct pollfd){l->pipe[k], POLLIN, 0};
+    int n;
+    while ((n = poll(pfd, l->nparts, 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return 1;
+    /* each child writes only once its load is done: data (or a hang-up)
+     * on every pipe means finishing will not wait for libdwarf */
+    for (unsigned k = 0; k < l->nparts; k++)
+        if (!(pfd[k].revents & (POLLIN | POLLHUP | POLLERR)))
+            return 0;
+    return 1;
+}
+
+int sym_dwarf_finish(sym_load *l, sym_obj *o, sym_intern *in, uint64_t *errors)
+{
+    reader *r = malloc(sizeof *r);
+    int any = 0;
+    for (unsigned k = 0; k < l->nparts; k++) {
+        sym_obj part;
+        memset(&part, 0, sizeof part);
+        int rc = -1;
+        if (r) {
+            r->fd = l->pipe[k];
+            r->pos = r->len = 0;
+            r->failed = 0;
+            r->deadline_ms = l->deadline_ms;
+            if (l->data[k] >= 0) {
+                /* wait for the done byte, then read the memfd from its start */
+                char done;
+                if (r_get(r, &done, 1) == 0 && done == 'k' && lseek(l->data[k], 0, SEEK_SET) == 0) {
+                    r->fd = l->data[k];
+                    rc = receive_tables(r, &part, in, errors);
+                }
+            } else {
+                rc = receive_tables(r, &part, in, errors);
+            }
+        }
+        close(l->pipe[k]);
+        if (l->data[k] >= 0)
+            close(l->data[k]);
+        /* a child that failed to deliver may be stuck: it must not be waited
+         * for; it may also be blocked writing to the closed pipe (SIGPIPE) */
+        if (!reap(l->pid[k], rc < 0) && rc == 0) {
+            free(part.rows);
+            free(part.scopes);
+            free(part.segs);
+            rc = -1;
+        }
+        if (rc == 0 && merge_part(o, &part) < 0)
+            rc = -1;
+        if (rc < 0)
+            (*errors)++;
+        else
+            any = 1;
+    }
+    free(r);
+    l->nparts = 0;
+    if (!any) {
         free(o->rows);
         free(o->scopes);
         free(o->segs);
@@ -425,7 +704,7 @@ int sym_dwarf_load_isolated(sym_obj *o, int fd, sym_intern *in, uint64_t *errors
         o->scopes = NULL;
         o->segs = NULL;
         o->nrows = o->nscopes = o->nsegs = 0;
-        (*errors)++;
+        return -1;
     }
-    return rc;
+    return 0;
 }

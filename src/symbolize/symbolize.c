@@ -11,6 +11,9 @@ extern char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *st
 
 /* Deepest inline chain kept per address: real chains are < 20. */
 #define MAX_CHAIN 64
+/* Modules loading in the background at once (tm_sym_resolve_nowait): each
+ * holds one to SYM_LOAD_MAX_PARTS children and their libdwarf memory. */
+#define SYM_MAX_LOADING 4
 
 /* A resolved frame without the per-call fields (module, address, offset). */
 typedef struct cframe {
@@ -59,8 +62,12 @@ struct tm_sym {
     dslot *dm;
     size_t dm_cap, dm_count;
 
+    size_t nloading; /* objects whose DWARF children are still running */
+
     tm_sym_stats st;
 };
+
+static void obj_abandon(tm_sym *s, sym_obj *o);
 
 tm_sym *tm_sym_new(const tm_sym_opts *opts)
 {
@@ -104,8 +111,10 @@ void tm_sym_free(tm_sym *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->nobjs; i++)
+    for (size_t i = 0; i < s->nobjs; i++) {
+        obj_abandon(s, s->objs[i]);
         sym_obj_free(s->objs[i]);
+    }
     free(s->objs);
     free(s->mods);
     free(s->cache);
@@ -182,23 +191,49 @@ const sym_func *sym_obj_func(const sym_obj *o, uint64_t pc)
             best = f;
         }
     }
-    return best;
+    if (!best->sized || pc < best->addr + best->size)
+        return best;
+    /* pc lies past the end of the sized symbol(s) starting nearest below it:
+     * padding, or code of a function the table does not list (a stripped
+     * binary keeps only the exported functions in .dynsym).  Naming it after
+     * that symbol would invent a caller ("_obstack_memory_used in ls"), so
+     * only a symbol that really covers pc names it: an unsized alias, or a
+     * sized symbol further below that encloses pc (an asm entry point with
+     * inner labels).  Otherwise module+offset is the honest answer. */
+    for (size_t i = first; i < lo; i++) {
+        if (!o->funcs[i].sized)
+            return &o->funcs[i];
+    }
+    for (size_t i = first, k = 0; i > 0 && k < 64; i--, k++) {
+        const sym_func *f = &o->funcs[i - 1];
+        if (f->sized && pc < f->addr + f->size && pc < f->sec_end)
+            return f;
+    }
+    return NULL;
 }
 
 /* ---- loading ------------------------------------------------------------- */
 
-static void obj_load(tm_sym *s, sym_obj *o)
+/* A load under way: the files stay open until the children delivered. */
+typedef struct sym_pending {
+    sym_files files;
+    sym_load load;
+} sym_pending;
+
+/* First half of a module's load: finds its files, starts the DWARF
+ * children and, while they run, reads the ELF symbols.  Leaves o->pending
+ * set when children were started; otherwise the load is complete. */
+static void obj_begin(tm_sym *s, sym_obj *o)
 {
-    sym_files f;
-    sym_files_open(&f, o->path, o->build_id, o->build_id_len, s->debug_root);
-    if (f.dwarf) {
-        o->debug_path = sym_intern_str(s->in, f.dwarf_path);
-        if (sym_dwarf_load_isolated(o, f.dwarf->fd, s->in, &s->st.dwarf_errors) < 0)
-            o->debug_path = NULL;
-    }
+    sym_pending *p = malloc(sizeof *p);
+    if (!p)
+        return; /* no tables at all: module+offset */
+    sym_files *f = &p->files;
+    sym_files_open(f, o->path, o->build_id, o->build_id_len, s->debug_root);
+    int started = f->dwarf ? sym_dwarf_start(&p->load, f->dwarf->fd) : -1;
     /* Function symbols for code DWARF does not cover: the fullest table
      * first (.symtab of the module, then of the debug file), else .dynsym. */
-    const sym_elf *from[4] = {&f.module, &f.debug, &f.module, &f.debug};
+    const sym_elf *from[4] = {&f->module, &f->debug, &f->module, &f->debug};
     const unsigned types[4] = {SHT_SYMTAB, SHT_SYMTAB, SHT_DYNSYM, SHT_DYNSYM};
     size_t cap = 0;
     for (int i = 0; i < 4 && !o->nfuncs; i++) {
@@ -208,8 +243,35 @@ static void obj_load(tm_sym *s, sym_obj *o)
             o->nfuncs = 0;
     }
     sym_funcs_finish(o->funcs, o->nfuncs);
-    sym_files_close(&f);
+    if (f->dwarf && started < 0) {
+        /* no child could be forked: load here, as most tools do */
+        o->debug_path = sym_intern_str(s->in, f->dwarf_path);
+        if (sym_dwarf_load(o, f->dwarf->fd, s->in, &s->st.dwarf_errors, 0, 1) < 0)
+            o->debug_path = NULL;
+    }
+    if (started == 0) {
+        o->pending = p;
+        s->nloading++;
+        return;
+    }
+    sym_files_close(f);
+    free(p);
+}
 
+/* Second half: waits for the children (when still loading) and completes
+ * the tables. */
+static void obj_end(tm_sym *s, sym_obj *o)
+{
+    sym_pending *p = o->pending;
+    if (p) {
+        o->debug_path = sym_intern_str(s->in, p->files.dwarf_path);
+        if (sym_dwarf_finish(&p->load, o, s->in, &s->st.dwarf_errors) < 0)
+            o->debug_path = NULL;
+        sym_files_close(&p->files);
+        free(p);
+        o->pending = NULL;
+        s->nloading--;
+    }
     /* Functions DWARF names without a linkage name (C++ "main", members of
      * lambda-typed templates): the ELF symbol starting at the entry has the
      * qualified name, as addr2line shows it. */
@@ -223,42 +285,68 @@ static void obj_load(tm_sym *s, sym_obj *o)
     }
 }
 
-/* The map entry (object and interned path) for mod: found by module id,
- * else by (path, build-id) among loaded objects (one file mapped under
- * several ids is read once), else created and loaded now.  NULL only when
- * out of memory. */
-static const modmap *obj_for(tm_sym *s, const tm_module *mod)
+static void obj_abandon(tm_sym *s, sym_obj *o)
 {
-    for (size_t i = 0; i < s->nmods; i++) {
+    sym_pending *p = o->pending;
+    if (!p)
+        return;
+    sym_dwarf_abandon(&p->load);
+    sym_files_close(&p->files);
+    free(p);
+    o->pending = NULL;
+    s->nloading--;
+}
+
+/* The map entry (object and interned path) for mod: found by module id,
+ * else by (path, build-id) among known objects (one file mapped under
+ * several ids is read once), else created and its load begun.  With wait
+ * set, a load under way is finished (blocking); without, the entry may come
+ * back with obj->pending set.  NULL when out of memory, or (without wait)
+ * when the module is new and SYM_MAX_LOADING loads already run. */
+static const modmap *obj_for(tm_sym *s, const tm_module *mod, int wait)
+{
+    const modmap *found = NULL;
+    for (size_t i = 0; i < s->nmods && !found; i++) {
         if (s->mods[i].id == mod->id && strcmp(s->mods[i].path, mod->path) == 0)
-            return &s->mods[i];
+            found = &s->mods[i];
     }
-    uint32_t blen = mod->build_id_len < TM_BUILD_ID_MAX ? mod->build_id_len : TM_BUILD_ID_MAX;
-    sym_obj *o = NULL;
-    for (size_t i = 0; i < s->nobjs && !o; i++) {
-        sym_obj *c = s->objs[i];
-        if (c->build_id_len == blen && memcmp(c->build_id, mod->build_id, blen) == 0 &&
-            strcmp(c->path, mod->path) == 0)
-            o = c;
-    }
-    const char *ipath = sym_intern_str(s->in, mod->path);
-    if (!ipath || sym_grow((void **)&s->mods, &s->mods_cap, s->nmods + 1, sizeof *s->mods) < 0 ||
-        sym_grow((void **)&s->objs, &s->objs_cap, s->nobjs + 1, sizeof *s->objs) < 0)
-        return NULL;
-    if (!o) {
-        o = calloc(1, sizeof *o);
-        if (!o || !(o->path = strdup(mod->path))) {
-            free(o);
-            return NULL;
+    if (!found) {
+        uint32_t blen = mod->build_id_len < TM_BUILD_ID_MAX ? mod->build_id_len : TM_BUILD_ID_MAX;
+        sym_obj *o = NULL;
+        for (size_t i = 0; i < s->nobjs && !o; i++) {
+            sym_obj *c = s->objs[i];
+            if (c->build_id_len == blen && memcmp(c->build_id, mod->build_id, blen) == 0 &&
+                strcmp(c->path, mod->path) == 0)
+                o = c;
         }
-        o->build_id_len = blen;
-        memcpy(o->build_id, mod->build_id, blen);
-        obj_load(s, o);
-        s->objs[s->nobjs++] = o;
-        s->st.modules_loaded++;
+        if (!o && !wait && s->nloading >= SYM_MAX_LOADING)
+            return NULL;
+        const char *ipath = sym_intern_str(s->in, mod->path);
+        if (!ipath ||
+            sym_grow((void **)&s->mods, &s->mods_cap, s->nmods + 1, sizeof *s->mods) < 0 ||
+            sym_grow((void **)&s->objs, &s->objs_cap, s->nobjs + 1, sizeof *s->objs) < 0)
+            return NULL;
+        if (!o) {
+            o = calloc(1, sizeof *o);
+            if (!o || !(o->path = strdup(mod->path))) {
+                free(o);
+                return NULL;
+            }
+            o->build_id_len = blen;
+            memcpy(o->build_id, mod->build_id, blen);
+            obj_begin(s, o);
+            if (!o->pending)
+                obj_end(s, o);
+            s->objs[s->nobjs++] = o;
+            s->st.modules_loaded++;
+        }
+        s->mods[s->nmods] = (modmap){mod->id, ipath, o};
+        found = &s->mods[s->nmods++];
     }
-    s->mods[s->nmods] = (modmap){mod->id, ipath, o};
-    return &s->mods[s->nmods++];
+    sym_obj *o = found->obj;
+    if (o->pending && (wait || sym_dwarf_ready(&o->pending->load)))
+        obj_end(s, o);
+    return found;
 }
 
 /* ---- demangling ---------------------------------------------------------- */
@@ -423,7 +511,9 @@ static int emit_frames(const tm_module *mod, uint64_t address, const cframe *fr,
     return n;
 }
 
-int tm_sym_resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *out, int max)
+/* tm_sym_resolve and tm_sym_resolve_nowait. */
+static int resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *out, int max,
+                   int wait)
 {
     if (!out || max < 1)
         return 0;
@@ -446,9 +536,16 @@ int tm_sym_resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *
     cframe fr[MAX_CHAIN];
     int n = 1;
     memset(&fr[0], 0, sizeof fr[0]);
-    const modmap *mm = obj_for(s, mod);
+    const modmap *mm = obj_for(s, mod, wait);
     const sym_obj *o = mm ? mm->obj : NULL;
     const char *module = mm ? mm->path : NULL;
+    if (!wait && (!mm || o->pending)) {
+        /* still loading (or waiting for a free loading slot): module+offset
+         * now, not cached, the real answer on a later call */
+        n = emit_frames(mod, address, fr, 1, module ? module : mod->path, out, max);
+        out[0].flags = TM_FRAME_PENDING;
+        return n;
+    }
     /* address - 1: the call instruction, not the return address, which can
      * belong to the next line or to no inlined scope at all */
     if (o && address > mod->load_bias)
@@ -460,13 +557,45 @@ int tm_sym_resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *
     return emit_frames(mod, address, fr, n, module ? module : mod->path, out, max);
 }
 
+int tm_sym_resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *out, int max)
+{
+    return resolve(s, mod, address, out, max, 1);
+}
+
+int tm_sym_resolve_nowait(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *out, int max)
+{
+    return resolve(s, mod, address, out, max, 0);
+}
+
+size_t tm_sym_loading(tm_sym *s)
+{
+    for (size_t i = 0; i < s->nobjs && s->nloading; i++) {
+        sym_obj *o = s->objs[i];
+        if (o->pending && sym_dwarf_ready(&o->pending->load))
+            obj_end(s, o);
+    }
+    return s->nloading;
+}
+
 static int resolver_cb(void *ctx, const tm_module *mod, uint64_t address, tm_frame *out, int max)
 {
     return tm_sym_resolve(ctx, mod, address, out, max);
 }
 
+static int resolver_nowait_cb(void *ctx, const tm_module *mod, uint64_t address, tm_frame *out,
+                              int max)
+{
+    return tm_sym_resolve_nowait(ctx, mod, address, out, max);
+}
+
 tm_resolver tm_sym_resolver(tm_sym *s)
 {
     tm_resolver r = {resolver_cb, s};
+    return r;
+}
+
+tm_resolver tm_sym_resolver_nowait(tm_sym *s)
+{
+    tm_resolver r = {resolver_nowait_cb, s};
     return r;
 }

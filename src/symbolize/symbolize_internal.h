@@ -77,6 +77,7 @@ typedef struct sym_func {
     const char *name; /* raw (mangled) */
     const char *file;
     uint32_t order; /* position in the symbol table */
+    uint32_t sized; /* st_size was non-zero: the symbol ends at addr + size */
 } sym_func;
 
 typedef struct sym_obj {
@@ -92,6 +93,7 @@ typedef struct sym_obj {
     size_t nsegs;
     sym_func *funcs;
     size_t nfuncs;
+    struct sym_pending *pending; /* DWARF still loading (symbolize.c), else NULL */
 } sym_obj;
 
 void sym_obj_free(sym_obj *o);
@@ -99,6 +101,9 @@ void sym_obj_free(sym_obj *o);
 /* Lookups in o at file vaddr pc.  Each returns NULL when nothing covers pc. */
 const sym_row *sym_obj_row(const sym_obj *o, uint64_t pc);
 const sym_seg *sym_obj_seg(const sym_obj *o, uint64_t pc);
+/* sym_obj_func: the function symbol covering pc.  A symbol with a size
+ * covers [addr, addr + size) only; one without (asm labels) covers up to the
+ * next symbol or its section's end. */
 const sym_func *sym_obj_func(const sym_obj *o, uint64_t pc);
 
 /* ---- ELF (libelf) ----------------------------------------------------------
@@ -155,15 +160,40 @@ void sym_files_open(sym_files *f, const char *path, const uint8_t *build_id, siz
 void sym_files_close(sym_files *f);
 
 /* ---- DWARF (dwarf.c) -------------------------------------------------------
- * Reads every CU of the DWARF in fd into o's rows, scopes and segments.
- * Partial or corrupt DWARF loads what it can; each libdwarf error survived is
- * added to *errors.  Returns 0, or -1 when nothing could be read. */
-int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors);
+ * Reads the CUs of part `part` of nparts of the DWARF in fd (all of them
+ * when nparts is 1; else the CUs starting in the part-th contiguous share
+ * of .debug_info) into o's rows, scopes and segments.  Partial or corrupt
+ * DWARF loads what it can; each libdwarf error survived is added to
+ * *errors.  Returns 0, or -1 when nothing could be read. */
+int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigned part,
+                   unsigned nparts);
 
-/* sym_dwarf_load run in a forked child (isolate.c): a libdwarf crash on
- * corrupt input kills the child, not tmtop, and the call returns -1.  Falls
- * back to loading in this process when no child can be forked. */
-int sym_dwarf_load_isolated(sym_obj *o, int fd, sym_intern *in, uint64_t *errors);
+/* sym_dwarf_load run in forked children (isolate.c): a libdwarf crash on
+ * corrupt input kills a child, not tmtop; the share of the CUs that child
+ * read is lost (all of them: finish returns -1 and the module falls back to
+ * ELF symbols).  Large debug info is split between up to SYM_LOAD_MAX_PARTS
+ * children running at once when CPUs are idle.
+ *
+ * In two steps, so that the caller can do other work (or answer other
+ * lookups) while the children read: sym_dwarf_start forks them and returns
+ * 0, or -1 when they cannot be forked (l is then empty: load in this process
+ * with sym_dwarf_load).  fd must stay open until finish or abandon.
+ * sym_dwarf_ready says, without blocking, whether finishing would still wait
+ * for libdwarf (0) or not (1); sym_dwarf_finish receives and merges the
+ * tables into o (empty arrays on entry) and returns 0, or -1 when no child
+ * delivered; sym_dwarf_abandon kills and reaps the children instead. */
+#define SYM_LOAD_MAX_PARTS 4
+typedef struct sym_load {
+    unsigned nparts;              /* children running; 0 = none */
+    int pipe[SYM_LOAD_MAX_PARTS]; /* the tables, or only a done byte when data is used */
+    int data[SYM_LOAD_MAX_PARTS]; /* memfd holding the tables, -1 if none */
+    int pid[SYM_LOAD_MAX_PARTS];
+    int64_t deadline_ms; /* CLOCK_MONOTONIC */
+} sym_load;
+int sym_dwarf_start(sym_load *l, int fd);
+int sym_dwarf_ready(const sym_load *l);
+int sym_dwarf_finish(sym_load *l, sym_obj *o, sym_intern *in, uint64_t *errors);
+void sym_dwarf_abandon(sym_load *l);
 
 /* Called once before any libdwarf use (global libdwarf settings). */
 void sym_dwarf_global_init(void);

@@ -78,3 +78,22 @@ if(SYM_VALGRIND AND NOT TMTOP_SANITIZE)
                    "${SYM_LLVM_REF}")
   set_tests_properties(symbolize_valgrind PROPERTIES LABELS "unit;valgrind" TIMEOUT 900)
 endif()
+
+# End to end on optimised code: tmtop --report --json on sym_e2e_opt (built
+# -O2 -g like the fixtures): the site of an allocation inside an inlined
+# function and of std::vector / std::string growth is the user's marked
+# line, and the traceback frames agree with addr2line -f -i -C.
+find_package(Python3 COMPONENTS Interpreter)
+find_program(SYM_NM nm REQUIRED)
+set(SYM_E2E_SRC ${CMAKE_CURRENT_SOURCE_DIR}/programs/sym_e2e_opt.cpp)
+add_custom_command(OUTPUT ${SYM_FIX_DIR}/sym_e2e_opt
+  COMMAND ${CMAKE_CXX_COMPILER} -O2 -g -o ${SYM_FIX_DIR}/sym_e2e_opt ${SYM_E2E_SRC}
+  DEPENDS ${SYM_E2E_SRC} VERBATIM)
+add_custom_target(sym_e2e_programs ALL DEPENDS ${SYM_FIX_DIR}/sym_e2e_opt)
+if(Python3_Interpreter_FOUND)
+  add_test(NAME symbolize_e2e
+           COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/programs/sym_e2e_check.py
+                   $<TARGET_FILE:tmtop> ${SYM_FIX_DIR}/sym_e2e_opt ${SYM_E2E_SRC}
+                   ${SYM_ADDR2LINE} ${SYM_NM})
+  set_tests_properties(symbolize_e2e PROPERTIES LABELS "e2e" TIMEOUT 120)
+endif()
