@@ -25,7 +25,7 @@ static const char usage_text[] =
     "usage: tmtop [OPTIONS] [--] PROGRAM [ARGS...]\n"
     "       tmtop --report [--key lineno|filename|traceback] [--cumulative] [--limit N]\n"
     "             [--frames N] [--include GLOB]... [--exclude GLOB]... [--json] [-o FILE]\n"
-    "             [--] PROGRAM [ARGS...]\n"
+    "             [--follow-fork] [--] PROGRAM [ARGS...]\n"
     "\n"
     "Runs PROGRAM under tmtop's allocation hook and shows where its memory goes and\n"
     "what is still live when it exits (its leaks), like Python's tracemalloc: live,\n"
@@ -45,6 +45,8 @@ static const char usage_text[] =
     "  --skip GLOB         also treat frames whose file or module matches GLOB as system\n"
     "  --no-default-skip   forget the default system-frame globs\n"
     "  --json              write JSON with exact integers instead of text\n"
+    "  --follow-fork       also trace the processes PROGRAM forks, each reported on\n"
+    "                      its own after PROGRAM (programs they exec stay untraced)\n"
     "  -o, --output FILE   write the report to FILE (default: standard error)\n"
     "  -h, --help          show this help and exit\n"
     "  -V, --version       show the version and exit\n"
@@ -62,6 +64,7 @@ typedef struct options {
     size_t limit;
     unsigned frames;
     int json;
+    int follow_fork;
     const char *output;
     char **argv;
 } options;
@@ -102,7 +105,8 @@ static void parse_options(int argc, char **argv, options *o)
         O_ALL_FRAMES,
         O_RAW_SITE,
         O_SKIP,
-        O_NO_DEFAULT_SKIP
+        O_NO_DEFAULT_SKIP,
+        O_FOLLOW_FORK
     };
     static const struct option longopts[] = {
         {"report", no_argument, NULL, O_REPORT},
@@ -117,6 +121,7 @@ static void parse_options(int argc, char **argv, options *o)
         {"skip", required_argument, NULL, O_SKIP},
         {"no-default-skip", no_argument, NULL, O_NO_DEFAULT_SKIP},
         {"json", no_argument, NULL, O_JSON},
+        {"follow-fork", no_argument, NULL, O_FOLLOW_FORK},
         {"output", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -179,6 +184,9 @@ static void parse_options(int argc, char **argv, options *o)
         case O_JSON:
             o->json = 1;
             break;
+        case O_FOLLOW_FORK:
+            o->follow_fork = 1;
+            break;
         case 'o':
             o->output = optarg;
             break;
@@ -199,6 +207,8 @@ static void parse_options(int argc, char **argv, options *o)
         die_usage("%s", "no program to run");
     if (o->query.cumulative && o->query.key == TM_KEY_TRACEBACK)
         die_usage("%s", "--cumulative works with --key lineno or filename, not traceback");
+    if (o->follow_fork && !o->report)
+        die_usage("%s", "--follow-fork works with --report only");
     for (size_t i = 0; i < nfilters; i++)
         o->filters[i].all_frames = all_frames;
     o->query.filters = o->filters;
@@ -247,6 +257,45 @@ static int on_record(void *ctx, uint32_t pid, const tm_wire_rec *rec)
     return 0;
 }
 
+/* Puts the stores in report order: the target, then each process right after
+ * its parent (depth first, siblings in the order their streams began).
+ * Streams do not begin in a dependable order: a grandchild's HELLO may be
+ * read before its parent's.  Processes whose parent is not traced come
+ * last. */
+static void order_procs(ingest *in)
+{
+    tm_store *out[MAX_PROCS];
+    uint32_t ppid[MAX_PROCS], out_pid[MAX_PROCS];
+    int taken[MAX_PROCS] = {0};
+    size_t n = 0, stack[MAX_PROCS], depth = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        tm_totals t;
+        tm_store_totals(in->store[i], &t);
+        ppid[i] = t.ppid;
+    }
+    for (size_t root = 0; root < in->n; root++) {
+        if (taken[root])
+            continue;
+        taken[root] = 1;
+        stack[depth++] = root;
+        while (depth) {
+            size_t p = stack[--depth];
+            out_pid[n] = in->pid[p];
+            out[n++] = in->store[p];
+            /* Pushed in reverse so that the earliest sibling comes first. */
+            for (size_t i = in->n; i-- > 0;)
+                if (!taken[i] && ppid[i] == in->pid[p]) {
+                    taken[i] = 1;
+                    stack[depth++] = i;
+                }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        in->store[i] = out[i];
+        in->pid[i] = out_pid[i];
+    }
+}
+
 static int run_report(options *o)
 {
     tm_err err = {0};
@@ -281,7 +330,8 @@ static int run_report(options *o)
             return 2;
         }
     }
-    tm_launch l = {.argv = o->argv, .hook_path = hook, .max_frames = o->frames};
+    tm_launch l = {
+        .argv = o->argv, .hook_path = hook, .max_frames = o->frames, .follow_fork = o->follow_fork};
     tm_session *sess = tm_session_start(&l, &err);
     if (!sess) {
         fprintf(stderr, "tmtop: %s\n", err.msg);
@@ -320,7 +370,11 @@ static int run_report(options *o)
         fprintf(stderr, "tmtop: %s was killed by signal %d (%s)\n", o->argv[0], WTERMSIG(wstatus),
                 strsignal(WTERMSIG(wstatus)));
     }
-    if (tm_report_write(out, in.store[0], &res, &ro, &err) != 0) {
+    if (o->follow_fork)
+        order_procs(&in);
+    int wrc = o->follow_fork ? tm_report_write_procs(out, in.store, in.n, &res, &ro, &err)
+                             : tm_report_write(out, in.store[0], &res, &ro, &err);
+    if (wrc != 0) {
         fprintf(stderr, "tmtop: %s\n", err.msg);
         if (!status)
             status = 2;

@@ -86,14 +86,26 @@ static void print_exit_text(FILE *out, const tm_report_opts *o)
         fprintf(out, "exited with status %d", WEXITSTATUS(o->wstatus));
 }
 
+/* The header line of a process: the target's names the program and its exit,
+ * a followed child's its pid and its parent's. */
+static void write_text_head(FILE *out, const tm_totals *t, const tm_report_opts *o, int child)
+{
+    if (child) {
+        fprintf(out, "\nchild pid %" PRIu32 " (parent %" PRIu32 ")\n", t->pid, t->ppid);
+        return;
+    }
+    fprintf(out, "tmtop report: %s (pid %" PRIu32 ") ", o->program, t->pid);
+    print_exit_text(out, o);
+    fputc('\n', out);
+}
+
+/* Everything below the header: totals, warning, statistics. */
 static void write_text(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o,
                        const char *cwd)
 {
     char cur[TM_SIZE_BUF], peak[TM_SIZE_BUF];
-    fprintf(out, "tmtop report: %s (pid %" PRIu32 ") ", o->program, t->pid);
-    print_exit_text(out, o);
     fprintf(out,
-            "\ntraced memory: current=%s in %" PRIu64 " blocks, peak=%s, %" PRIu64
+            "traced memory: current=%s in %" PRIu64 " blocks, peak=%s, %" PRIu64
             " allocation calls, stack depth %u\n",
             tm_format_size(cur, (double)t->current, 0), t->blocks,
             tm_format_size(peak, (double)t->peak, 0), t->allocations, o->frames);
@@ -174,7 +186,8 @@ static void json_head(FILE *out, const tm_totals *t, const tm_report_opts *o)
         fprintf(out, "{\"status\":%d}", WEXITSTATUS(o->wstatus));
 }
 
-/* The "stats" array and the closing brace; diff adds size_diff/count_diff. */
+/* The "stats" array's items and its closing bracket; diff adds
+ * size_diff/count_diff. */
 static void json_stats(FILE *out, const tm_stats *st, const tm_report_opts *o, int diff)
 {
     size_t n = o->limit && o->limit < st->n ? o->limit : st->n;
@@ -208,12 +221,12 @@ static void json_stats(FILE *out, const tm_stats *st, const tm_report_opts *o, i
                     s->count_diff);
         fputc('}', out);
     }
-    fputs("]}\n", out);
+    fputc(']', out);
 }
 
+/* The fields of one process after its pid: totals, settings and "stats". */
 static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const tm_report_opts *o)
 {
-    json_head(out, t, o);
     fprintf(out,
             ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
             ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"unknown_frees\":%" PRIu64
@@ -224,8 +237,10 @@ static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const 
     json_stats(out, st, o, 0);
 }
 
-int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
-                    tm_err *err)
+/* One process of the report: procs[0] the target, the others children
+ * (index > 0), whose JSON objects go into "children". */
+static int write_proc(FILE *out, tm_store *s, size_t index, const tm_resolver *res,
+                      const tm_report_opts *o, const char *cwd, tm_err *err)
 {
     tm_snapshot *snap = tm_store_snapshot(s);
     if (!snap)
@@ -235,19 +250,56 @@ int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_rep
         tm_snapshot_free(snap);
         return -1;
     }
+    const tm_totals *t = tm_snapshot_totals(snap);
+    if (!o->json) {
+        write_text_head(out, t, o, index > 0);
+        write_text(out, t, st, o, cwd);
+    } else if (index == 0) {
+        json_head(out, t, o);
+        write_json(out, t, st, o);
+    } else {
+        fprintf(out, "%s{\"pid\":%" PRIu32 ",\"ppid\":%" PRIu32, index > 1 ? ",\n" : "\n", t->pid,
+                t->ppid);
+        write_json(out, t, st, o);
+        fputc('}', out);
+    }
+    tm_stats_free(st);
+    tm_snapshot_free(snap);
+    return 0;
+}
+
+/* children: write the "children" array (JSON) even when n == 1. */
+static int write_procs(FILE *out, tm_store *const *procs, size_t n, int children,
+                       const tm_resolver *res, const tm_report_opts *o, tm_err *err)
+{
     char cwd[4096];
     if (!getcwd(cwd, sizeof cwd))
         cwd[0] = '\0';
-    const tm_totals *t = tm_snapshot_totals(snap);
+    for (size_t i = 0; i < n; i++) {
+        if (write_proc(out, procs[i], i, res, o, cwd, err) != 0)
+            return -1;
+        if (o->json && i == 0 && children)
+            fputs(",\"children\":[", out);
+    }
     if (o->json)
-        write_json(out, t, st, o);
-    else
-        write_text(out, t, st, o, cwd);
-    tm_stats_free(st);
-    tm_snapshot_free(snap);
+        fputs(children ? "]}\n" : "}\n", out);
     if (fflush(out) != 0 || ferror(out))
         return tm_err_set(err, TM_E_IO, "cannot write the report: %s", strerror(errno));
     return 0;
+}
+
+int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
+                    tm_err *err)
+{
+    return write_procs(out, &s, 1, 0, res, o, err);
+}
+
+int tm_report_write_procs(FILE *out, tm_store *const *procs, size_t n, const tm_resolver *res,
+                          const tm_report_opts *o, tm_err *err)
+{
+    if (n == 0)
+        return tm_err_set(err, TM_E_USAGE, "no process to report");
+    return write_procs(out, procs, n, 1, res, o, err);
 }
 
 int tm_report_write_diff(FILE *out, const tm_stats *st, const tm_report_diff_opts *d, tm_err *err)
@@ -269,6 +321,7 @@ int tm_report_write_diff(FILE *out, const tm_stats *st, const tm_report_diff_opt
         fprintf(out, ",\"old_current\":%" PRIu64 ",\"old_blocks\":%" PRIu64 "},\"stats\":[",
                 to->current, to->blocks);
         json_stats(out, st, o, 1);
+        fputs("}\n", out);
     } else {
         char a[TM_SIZE_BUF], b[TM_SIZE_BUF], cwd[4096];
         if (!getcwd(cwd, sizeof cwd))

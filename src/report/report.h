@@ -23,6 +23,16 @@ typedef struct tm_report_opts {
 int tm_report_write(FILE *out, tm_store *s, const tm_resolver *res, const tm_report_opts *o,
                     tm_err *err);
 
+/* The report of a target and its followed children (tmtop --follow-fork):
+ * procs[0] is the target, written as tm_report_write writes it; procs[1..n)
+ * are children, each after it in text as a "child pid N (parent M)" line and
+ * its own totals and statistics, and in JSON as the objects of a
+ * "children" array of the target's object (present even when empty), each
+ * with pid, ppid and the target's fields from "current" to "stats".
+ * n >= 1; the stores are only read.  Returns 0, or -1 with err set. */
+int tm_report_write_procs(FILE *out, tm_store *const *procs, size_t n, const tm_resolver *res,
+                          const tm_report_opts *o, tm_err *err);
+
 /* Snapshot.compare_to printed: a diff from tm_snapshot_compare as
  * tracemalloc prints StatisticDiffs (`file.c:42: size=6000 B (+1000 B),
  * count=6 (+1), average=1000 B`), or as JSON shaped like the report's with

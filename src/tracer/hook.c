@@ -340,8 +340,9 @@ TM_EXPORT int execle(const char *path, const char *arg, ...)
 
 /* ---- fork ----------------------------------------------------------------------------
  * pthread_atfork handlers (hook_core.c) flush and hold the stream across the
- * fork and switch the child off; this wrapper adds FORK with the child's pid,
- * which only fork's return value gives the parent. */
+ * fork and switch the child off, or with TMTOP_FOLLOW give it a stream of its
+ * own; this wrapper adds FORK with the child's pid, which only fork's return
+ * value gives the parent. */
 TM_EXPORT pid_t fork(void)
 {
     tm_hook_resolve_wait();

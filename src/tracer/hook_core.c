@@ -164,7 +164,10 @@ void *tm_hook_cxx_fn(const char *name, void *self)
 }
 
 /* ---- settings and process state ------------------------------------------ */
-static int g_launched; /* TMTOP_SOCK was set: clean the environment */
+static int g_launched;            /* TMTOP_SOCK was set: clean the environment */
+static int g_follow;              /* TMTOP_FOLLOW=1: forked children open their own stream */
+static struct sockaddr_un g_addr; /* tmtop's abstract socket, for the children */
+static socklen_t g_alen;
 static unsigned g_frames = TM_DEFAULT_FRAMES;
 static unsigned g_flush_ms = 10;
 static uint64_t g_token;
@@ -605,6 +608,125 @@ static int scan_cb(struct dl_phdr_info *info, size_t size, void *arg)
     return 0;
 }
 
+/* ---- the loader's lock across a followed fork --------------------------------
+ * glibc 2.36 does not reinitialise the loader's dl_load_write_lock in a
+ * forked child: a child forked while another thread was inside
+ * dl_iterate_phdr deadlocks on its first call (measured: our timer's module
+ * scan, or a stack capture, in the parent; the child hung in the scan of
+ * follow_child).  When following, every call of ours that may take that
+ * lock (module scans, unwinders) is counted, and fork_prepare closes the
+ * gate and waits, bounded, until none is running; a thread already inside
+ * one (a nested capture from a callback) passes the gate.  Calls made by
+ * the target itself (its dlopen, its exceptions' unwinding in another
+ * thread) are not covered: a child forked in the middle of one cannot
+ * unwind and stays stuck, as it would without tmtop as soon as it used the
+ * loader. */
+static int g_dl_users; /* atomic */
+static int g_dl_gate;  /* atomic: fork waiting */
+static __thread unsigned t_dl_depth __attribute__((tls_model("initial-exec")));
+
+static inline void dl_enter(void)
+{
+    if (!g_follow)
+        return;
+    if (t_dl_depth++)
+        return;
+    for (;;) {
+        while (__atomic_load_n(&g_dl_gate, __ATOMIC_ACQUIRE))
+            sched_yield();
+        __atomic_add_fetch(&g_dl_users, 1, __ATOMIC_SEQ_CST);
+        if (!__atomic_load_n(&g_dl_gate, __ATOMIC_SEQ_CST))
+            return;
+        __atomic_sub_fetch(&g_dl_users, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+static inline void dl_leave(void)
+{
+    if (!g_follow)
+        return;
+    if (--t_dl_depth == 0)
+        __atomic_sub_fetch(&g_dl_users, 1, __ATOMIC_RELEASE);
+}
+
+/* Closes the gate; 1 once no counted call is running (within about a
+ * second), else reopens it and returns 0: the child is then not followed. */
+static int dl_quiesce(void)
+{
+    __atomic_store_n(&g_dl_gate, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 200000; i++) {
+        if (__atomic_load_n(&g_dl_users, __ATOMIC_SEQ_CST) == 0)
+            return 1;
+        if (i < 100)
+            sched_yield();
+        else
+            usleep(5);
+    }
+    __atomic_store_n(&g_dl_gate, 0, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* The target's own threads are not gated: one of them inside the loader at
+ * the fork leaves dl_load_write_lock held for ever in the child.  That lock
+ * is found once (loader_lock_find, when following): inside a dl_iterate_phdr
+ * callback it is the one recursive mutex of _rtld_global owned by the
+ * calling thread, and outside it is free.  A child that finds it owned by
+ * another thread of its parent is not followed (it runs untraced, as without
+ * the option); when the lock cannot be identified, children are followed. */
+static const int *g_loader_owner; /* pthread_mutex_t.__data.__owner, or NULL */
+static pid_t g_fork_tid;          /* the forking thread, in the parent */
+struct lock_find {
+    const unsigned char *base;
+    size_t size;
+    size_t off;
+    int found; /* candidates */
+};
+
+static int lock_find_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)info;
+    (void)size;
+    struct lock_find *f = arg;
+    int tid = (int)gettid();
+    for (size_t o = 0; o + sizeof(pthread_mutex_t) <= f->size; o += 8) {
+        int w[3];
+        memcpy(w, f->base + o, sizeof w); /* __lock, __count, __owner */
+        if (w[0] != 0 && w[1] >= 1 && w[2] == tid) {
+            f->off = o;
+            f->found++;
+        }
+    }
+    return 1; /* the first object is enough */
+}
+
+static void loader_lock_find(void)
+{
+    Dl_info di;
+    const ElfW(Sym) *sym = NULL;
+    void *g = dlsym(RTLD_DEFAULT, "_rtld_global");
+    if (!g || !dladdr1(g, &di, (void **)&sym, RTLD_DL_SYMENT) || !sym || !sym->st_size) {
+        (void)dlerror();
+        return;
+    }
+    struct lock_find f = {g, sym->st_size, 0, 0};
+    dl_iterate_phdr(lock_find_cb, &f);
+    if (f.found != 1)
+        return;
+    const int *owner = (const int *)(const void *)(f.base + f.off + 8);
+    if (__atomic_load_n(owner, __ATOMIC_RELAXED) == 0)
+        g_loader_owner = owner;
+}
+
+/* In the child: 1 if a thread other than the forking one held the loader's
+ * lock at the fork (it is held for ever now). */
+static int loader_lock_dead(void)
+{
+    if (!g_loader_owner)
+        return 0;
+    int o = __atomic_load_n(g_loader_owner, __ATOMIC_RELAXED);
+    return o != 0 && o != g_fork_tid;
+}
+
 /* Length of the staged record at p. */
 static size_t staged_len(const uint8_t *p)
 {
@@ -622,7 +744,9 @@ static void modules_refresh(int force)
     if (!g_mods)
         return;
     struct scan_ctx c = {.force = force};
+    dl_enter();
     dl_iterate_phdr(scan_cb, &c);
+    dl_leave();
     if (!c.locked)
         return;
     if (c.changed) {
@@ -762,6 +886,7 @@ static void stack_capture(uint64_t *buf, unsigned cap, struct tm_stack *st)
     unsigned n = 0;
     unw_backtrace_fn unw = __atomic_load_n(&g_unw, __ATOMIC_ACQUIRE);
     uw_backtrace_fn uwbt = __atomic_load_n(&g_uwbt, __ATOMIC_ACQUIRE);
+    dl_enter(); /* both may take the loader's lock */
     if (unw) {
         int k = unw((void **)buf, (int)cap);
         n = k > 0 ? (unsigned)k : 0;
@@ -770,6 +895,7 @@ static void stack_capture(uint64_t *buf, unsigned cap, struct tm_stack *st)
         uwbt(uw_cb, &s);
         n = s.n;
     }
+    dl_leave();
     /* Skip the unwinder's frames, then the hook's own (whatever inlining
      * did to their number): the first frame after them is the caller. */
     unsigned i = 0;
@@ -1219,7 +1345,12 @@ void tm_hook_after_fork(int child_pid)
     errno = e;
 }
 
-static int g_fork_held; /* fork_prepare took g_lock and g_send_lock */
+static int g_fork_held;   /* fork_prepare took g_lock and g_send_lock */
+static int g_fork_follow; /* and the loader's lock is not ours to fear: follow */
+
+static int channel_open(void);
+static int send_hello(void);
+static void start_timer(void);
 
 static void fork_prepare(void)
 {
@@ -1231,6 +1362,9 @@ static void fork_prepare(void)
     if (inside || __atomic_load_n(&tm_hook_state, __ATOMIC_ACQUIRE) != TM_HOOK_ON)
         return;
     int e = errno;
+    /* Before our locks: a counted call may be waiting for g_lock's holder. */
+    g_fork_follow = g_follow && dl_quiesce();
+    g_fork_tid = (pid_t)gettid();
     lock_take();
     pthread_mutex_lock(&g_send_lock);
     send_buf(&g_buf[g_cur]); /* the other buffer is empty: g_send_lock */
@@ -1240,6 +1374,7 @@ static void fork_prepare(void)
 
 static void fork_parent(void)
 {
+    __atomic_store_n(&g_dl_gate, 0, __ATOMIC_RELEASE);
     if (g_fork_held) {
         g_fork_held = 0;
         pthread_mutex_unlock(&g_send_lock);
@@ -1248,9 +1383,88 @@ static void fork_parent(void)
     tm_hook_tls.guard--;
 }
 
+/* ---- following a forked child (TMTOP_FOLLOW) ----------------------------------
+ * The child starts a stream of its own: a new connection, HELLO with its
+ * pid and its parent's, stack ids from 0 again, every module re-sent, its
+ * own timer thread.  Its blocks inherited from the parent are in no stream
+ * of its own: its frees of them are unknown frees in its report (and the
+ * parent's report still counts them live in the parent, as they are).
+ * Run from the atfork child handler of a process that may have had other
+ * threads: nothing here may malloc or wait for a lock another thread of the
+ * parent could have held.  g_lock, g_send_lock and g_scan_lock were reset
+ * by the caller; what was half-done by another thread at the fork (a module
+ * scan's staging area) is dropped, not reused.  Two calls go beyond
+ * async-signal-safety: dl_iterate_phdr (the module scan; the loader's lock
+ * is known to be free, see "the loader's lock across a followed fork") and
+ * pthread_create for the timer (supported by glibc in the child; its own
+ * allocations pass through the hook, whose guard is set here).  libunwind
+ * is left to the parent: its global cache lock may have been held by
+ * another thread at the fork, so the child unwinds with libgcc's unwinder
+ * (warmed by the parent) when it has it. */
+static void follow_child(void)
+{
+    g_pid = getpid();
+    g_cur = 0;
+    g_ended = 0;
+    g_lost_said = 0;
+    g_stop = 0;
+    g_nested_total = 0;
+    __atomic_store_n(&g_lost, 0, __ATOMIC_RELAXED);
+    tm_hook_tls.nested = 0;
+    /* Stacks: ids restart at 0 in the new stream. */
+    if (g_stk)
+        munmap(g_stk, (g_stk_mask + 1) * sizeof *g_stk);
+    g_stk = NULL;
+    g_stk_mask = g_stk_count = 0;
+    g_next_stack = 0;
+    g_empty_stack = UINT32_MAX;
+    memset(t_stk_cache, 0, sizeof t_stk_cache); /* the only thread left */
+    /* Modules: all forgotten, so that the scan below sends them again. */
+    memset(g_mods, 0, __atomic_load_n(&g_mods_n, __ATOMIC_RELAXED) * sizeof *g_mods);
+    __atomic_store_n(&g_mods_n, 0, __ATOMIC_RELAXED);
+    g_next_mod = 0;
+    g_adds = g_subs = 0;
+    g_scanned_once = 0;
+    g_stage = NULL; /* possibly mid-mremap in another thread: leaked */
+    g_stage_len = g_stage_cap = 0;
+    /* /proc/self/statm was resolved to the parent when it was opened. */
+    if (g_statm_fd >= 0)
+        tm_hook_sys_close(g_statm_fd);
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    g_statm_fd = fd >= 0 ? move_fd_high(fd) : -1;
+    if (__atomic_load_n(&g_uwbt, __ATOMIC_ACQUIRE)) {
+        __atomic_store_n(&g_unw, NULL, __ATOMIC_RELEASE);
+        for (int i = 0; i < UNW_FDS_MAX; i++)
+            __atomic_store_n(&g_unw_fds[i], -1, __ATOMIC_RELAXED);
+    }
+
+    if (channel_open() != 0)
+        return; /* stays off, like an unfollowed child */
+    __atomic_store_n(&g_chan_ok, 1, __ATOMIC_RELEASE);
+    if (!send_hello())
+        return;
+    modules_refresh(1);
+    g_finished = 0; /* the inherited atexit handler sends END */
+    __atomic_store_n(&tm_hook_state, TM_HOOK_ON, __ATOMIC_RELEASE);
+    if (g_flush_ms)
+        start_timer();
+    lock_take();
+    flush_locked();
+    lock_give();
+}
+
 static void fork_child(void)
 {
     int e = errno;
+    /* Followed only when the parent was recording and fork_prepare holds
+     * the locks (not a fork from a signal handler inside the hook). */
+    int follow = g_fork_follow && g_fork_held && !loader_lock_dead();
+    g_fork_follow = 0;
+    /* The only thread: whatever its parent's threads were doing with the
+     * loader, none of it was ours (dl_quiesce). */
+    __atomic_store_n(&g_dl_gate, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&g_dl_users, 0, __ATOMIC_RELAXED);
+    t_dl_depth = 0;
     /* The child never writes a byte into its parent's stream. */
     __atomic_store_n(&tm_hook_state, TM_HOOK_OFF, __ATOMIC_RELEASE);
     __atomic_store_n(&g_chan_ok, 0, __ATOMIC_RELEASE);
@@ -1265,6 +1479,8 @@ static void fork_child(void)
     if (fd_is_ours())
         tm_hook_sys_close(g_fd);
     g_fd = -1;
+    if (follow)
+        follow_child();
     tm_hook_tls.guard--;
     errno = e;
 }
@@ -1327,6 +1543,46 @@ static void start_timer(void)
 }
 
 /* ---- start ------------------------------------------------------------------------ */
+/* Connects to g_addr and makes the socket g_fd.  Only system calls: also run
+ * in a forked child (fork_child). */
+static int channel_open(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int r;
+    do
+        r = connect(fd, (const struct sockaddr *)&g_addr, g_alen);
+    while (r != 0 && errno == EINTR);
+    if (r != 0) {
+        tm_hook_sys_close(fd);
+        return -1;
+    }
+    fd = move_fd_high(fd);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        tm_hook_sys_close(fd);
+        return -1;
+    }
+    g_dev = st.st_dev;
+    g_ino = st.st_ino;
+    g_fd = fd;
+    return 0;
+}
+
+/* Appends and sends the preamble and HELLO (g_chan_ok set, buffers empty).
+ * Returns whether the channel still works. */
+static int send_hello(void)
+{
+    lock_take();
+    commit(tm_wire_put_preamble(tail()));
+    commit(tm_wire_put_hello(tail(), (uint32_t)g_pid, (uint32_t)getppid(), g_token, mono_ns(), 0,
+                             (uint16_t)g_frames, g_exe));
+    flush_locked();
+    lock_give();
+    return __atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE);
+}
+
 static int start_core(void)
 {
     tm_hook_resolve();
@@ -1348,33 +1604,19 @@ static int start_core(void)
     if (pg > 0)
         g_page = pg;
 
+    const char *follow = getenv(TM_ENV_FOLLOW);
+    g_follow = follow && follow[0] == '1' && !follow[1];
+
     /* The abstract name is the address length's business: no NUL at the end. */
     memset(&a, 0, sizeof a);
     a.sun_family = AF_UNIX;
     memcpy(a.sun_path + 1, sock, len);
-    socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    int r;
-    do
-        r = connect(fd, (struct sockaddr *)&a, alen);
-    while (r != 0 && errno == EINTR);
-    if (r != 0) {
-        tm_hook_sys_close(fd);
-        return 0;
-    }
-    fd = move_fd_high(fd);
-    struct stat st;
+    g_addr = a;
+    g_alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
     uint8_t *bufs = map_anon(2 * BUF_SIZE);
     g_mods = map_anon(MOD_CAP * sizeof *g_mods);
-    if (fstat(fd, &st) != 0 || !bufs || !g_mods) {
-        tm_hook_sys_close(fd);
+    if (!bufs || !g_mods || channel_open() != 0)
         return 0;
-    }
-    g_dev = st.st_dev;
-    g_ino = st.st_ino;
-    g_fd = fd;
     g_buf[0].data = bufs;
     g_buf[1].data = bufs + BUF_SIZE;
     ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
@@ -1385,14 +1627,7 @@ static int start_core(void)
         strncpy(g_exe, program_invocation_name ? program_invocation_name : "?", sizeof g_exe - 1);
     }
     __atomic_store_n(&g_chan_ok, 1, __ATOMIC_RELEASE);
-
-    lock_take();
-    commit(tm_wire_put_preamble(tail()));
-    commit(tm_wire_put_hello(tail(), (uint32_t)g_pid, (uint32_t)getppid(), g_token, mono_ns(), 0,
-                             (uint16_t)g_frames, g_exe));
-    flush_locked();
-    lock_give();
-    return __atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE);
+    return send_hello();
 }
 
 void tm_hook_start(void)
@@ -1464,6 +1699,9 @@ static void env_cleanup(void)
     unsetenv(TM_ENV_TOKEN);
     unsetenv(TM_ENV_FRAMES);
     unsetenv(TM_ENV_FLUSH_MS);
+    /* Even when following: a forked child keeps the setting in memory, and
+     * exec'd programs run untraced. */
+    unsetenv(TM_ENV_FOLLOW);
 }
 
 static _Unwind_Reason_Code uw_warm_cb(struct _Unwind_Context *ctx, void *arg)
@@ -1534,6 +1772,8 @@ void tm_hook_constructor(void)
         modules_refresh(1);
         load_unwinder();
         modules_refresh(0); /* libunwind and what it pulled in */
+        if (g_follow)
+            loader_lock_find();
         pthread_atfork(fork_prepare, fork_parent, fork_child);
         /* Registered now, so it runs after the handlers the program
          * registers later and after its C++ static destructors. */

@@ -35,7 +35,8 @@ enum {
     TM_HOOK_STARTING = 1, /* one thread is connecting; the others pass through */
     TM_HOOK_ON = 2,       /* recording */
     TM_HOOK_OFF = 3,      /* pass-through forever: no channel, channel lost,
-                             stream ended, or a forked child */
+                             stream ended, or a forked child not
+                             followed (TMTOP_FOLLOW unset) */
 };
 extern int tm_hook_state;
 

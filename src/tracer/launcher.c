@@ -118,16 +118,17 @@ static int fill_random(void *buf, size_t len)
 
 /* The target's environment, built before fork: setenv() in the child of a
  * possibly multi-threaded tmtop would not be async-signal-safe.  Returns an
- * array whose new strings are listed in fresh[0..3] (owned by the caller). */
-static char **build_env(const tm_launch *l, const char *sockname, uint64_t token, char *fresh[4],
+ * array whose new strings are listed in fresh[0..4] (owned by the caller;
+ * fresh[4] is NULL unless follow_fork). */
+static char **build_env(const tm_launch *l, const char *sockname, uint64_t token, char *fresh[5],
                         tm_err *err)
 {
     static const char *const drop[] = {"LD_PRELOAD=", TM_ENV_SOCK "=", TM_ENV_TOKEN "=",
-                                       TM_ENV_FRAMES "="};
+                                       TM_ENV_FRAMES "=", TM_ENV_FOLLOW "="};
     size_t n = 0;
     while (environ && environ[n])
         n++;
-    char **env = calloc(n + 5, sizeof *env);
+    char **env = calloc(n + 6, sizeof *env);
     if (!env) {
         tm_err_set(err, TM_E_NOMEM, "out of memory");
         return NULL;
@@ -138,6 +139,7 @@ static char **build_env(const tm_launch *l, const char *sockname, uint64_t token
     ok = ok && asprintf(&fresh[1], "%s=%s", TM_ENV_SOCK, sockname) >= 0;
     ok = ok && asprintf(&fresh[2], "%s=%016" PRIx64, TM_ENV_TOKEN, token) >= 0;
     ok = ok && asprintf(&fresh[3], "%s=%u", TM_ENV_FRAMES, l->max_frames) >= 0;
+    ok = ok && (!l->follow_fork || asprintf(&fresh[4], "%s=1", TM_ENV_FOLLOW) >= 0);
     if (!ok) {
         tm_err_set(err, TM_E_NOMEM, "out of memory");
         free(env);
@@ -152,8 +154,9 @@ static char **build_env(const tm_launch *l, const char *sockname, uint64_t token
         if (keep)
             env[k++] = environ[i];
     }
-    for (int i = 0; i < 4; i++)
-        env[k++] = fresh[i];
+    for (int i = 0; i < 5; i++)
+        if (fresh[i])
+            env[k++] = fresh[i];
     env[k] = NULL;
     return env;
 }
@@ -297,7 +300,7 @@ tm_session *tm_session_start(const tm_launch *l, tm_err *err)
     s->listen_fd = s->pidfd = s->pty_fd = -1;
     s->use_pty = l->use_pty;
     int slave = -1, pipefd[2] = {-1, -1};
-    char *fresh[4] = {NULL, NULL, NULL, NULL};
+    char *fresh[5] = {NULL, NULL, NULL, NULL, NULL};
     char **env = NULL;
 
     s->listen_fd = open_listener(sockname, sizeof sockname, err);
@@ -374,7 +377,7 @@ tm_session *tm_session_start(const tm_launch *l, tm_err *err)
     }
     /* n == 0: the pipe closed on a successful execve. */
     s->pidfd = open_pidfd(s->pid);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         free(fresh[i]);
     free(env);
     return s;
@@ -383,7 +386,7 @@ fail:
     close_fd(&pipefd[0]);
     close_fd(&pipefd[1]);
     close_fd(&slave);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         free(fresh[i]);
     free(env);
     tm_session_free(s);

@@ -28,6 +28,10 @@
 #define TM_ENV_TOKEN "TMTOP_TOKEN"       /* 16 hex digits */
 #define TM_ENV_FRAMES "TMTOP_FRAMES"     /* stack depth, decimal */
 #define TM_ENV_FLUSH_MS "TMTOP_FLUSH_MS" /* timer flush interval, default 10 */
+/* "1": forked children are traced as their own processes (own connection,
+ * own HELLO with ppid = the parent); else they run untraced.  exec'd programs
+ * always run untraced. */
+#define TM_ENV_FOLLOW "TMTOP_FOLLOW"
 
 #define TM_HOOK_NAME "libtmtop-hook.so"
 #define TM_DEFAULT_FRAMES 64
@@ -51,6 +55,8 @@ typedef struct tm_launch {
     int use_pty;           /* run the target on a new pseudo-terminal (live view);
                               0: it inherits tmtop's stdin, stdout, stderr */
     unsigned short pty_rows, pty_cols;
+    int follow_fork; /* trace forked children too (TM_ENV_FOLLOW): each opens
+                        its own stream, delivered with its own pid */
 } tm_launch;
 
 typedef struct tm_session tm_session;
