@@ -109,7 +109,9 @@ static void write_text(FILE *out, const tm_totals *t, const tm_stats *st, const 
             " allocation calls, stack depth %u\n",
             tm_format_size(cur, (double)t->current, 0), t->blocks,
             tm_format_size(peak, (double)t->peak, 0), t->allocations, o->frames);
-    if (!t->ended)
+    if (t->execd)
+        fputs("note: the process then exec'd another program, which was not traced\n", out);
+    else if (!t->ended)
         fputs("warning: the trace is incomplete: the process ended before the hook flushed "
               "its last events\n",
               out);
@@ -230,10 +232,10 @@ static void write_json(FILE *out, const tm_totals *t, const tm_stats *st, const 
     fprintf(out,
             ",\"current\":%" PRIu64 ",\"peak\":%" PRIu64 ",\"blocks\":%" PRIu64
             ",\"allocations\":%" PRIu64 ",\"frees\":%" PRIu64 ",\"unknown_frees\":%" PRIu64
-            ",\"complete\":%s,\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"stats\":[",
+            ",\"complete\":%s,%s\"frames\":%u,\"key\":\"%s\",\"cumulative\":%s,\"stats\":[",
             t->current, t->peak, t->blocks, t->allocations, t->frees, t->unknown_frees,
-            t->ended ? "true" : "false", o->frames, key_names[o->query.key],
-            o->query.cumulative ? "true" : "false");
+            t->ended || t->execd ? "true" : "false", t->execd ? "\"execd\":true," : "", o->frames,
+            key_names[o->query.key], o->query.cumulative ? "true" : "false");
     json_stats(out, st, o, 0);
 }
 

@@ -13,8 +13,8 @@
 /* The dynamic loader lives in /lib64 on x86-64 (PT_INTERP names
  * /lib64/ld-linux-x86-64.so.2): blocks it allocates for pthread_create's TLS
  * or for dlopen belong to the user's call, not to rtld-malloc.h. */
-const char *const tm_default_skip[] = {"/usr/include/*", "/usr/lib/*",   "/lib/*",
-                                       "/usr/lib64/*",   "/lib64/*",     "/usr/libexec/*",
+const char *const tm_default_skip[] = {"/usr/include/*",     "/usr/lib/*", "/lib/*",
+                                       "/usr/lib64/*",       "/lib64/*",   "/usr/libexec/*",
                                        "*/libtmtop-hook.so", NULL};
 
 /* Deepest inline expansion asked of the resolver for one address. */

@@ -745,6 +745,9 @@ static void on_tick(tm_store *s, const tm_wire_rec *r)
 
 int tm_store_apply(tm_store *s, const tm_wire_rec *r, tm_err *err)
 {
+    /* An EXEC followed by more events was an exec that failed. */
+    if (r->type != TM_REC_TICK)
+        s->exec_last = r->type == TM_REC_EXEC;
     switch (r->type) {
     case TM_REC_ALLOC:
         return on_alloc(s, r, err);
@@ -810,6 +813,7 @@ void tm_store_totals(const tm_store *s, tm_totals *o)
     o->ppid = s->ppid;
     o->max_frames = s->max_frames;
     o->ended = s->ended;
+    o->execd = s->exec_last && !s->ended;
     o->end_reason = s->end_reason;
     o->hook_unknown_frees = s->hook_unknown_frees;
     o->nested_calls = s->nested_calls;

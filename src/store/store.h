@@ -67,9 +67,11 @@ typedef struct tm_totals {
     uint64_t time_ns;         /* monotonic time of the last TICK, 0 if none */
     /* from the process's records */
     uint32_t pid, ppid;
-    uint16_t max_frames;                                    /* stack depth the hook was asked for */
-    int ended;                                              /* END seen: the stream is complete */
-    uint32_t end_reason;                                    /* TM_END_* when ended */
+    uint16_t max_frames; /* stack depth the hook was asked for */
+    int ended;           /* END seen: the stream is complete */
+    int execd;           /* the stream's last event was EXEC: the process became another
+                            program, untraced; complete up to there */
+    uint32_t end_reason; /* TM_END_* when ended */
     uint64_t hook_unknown_frees, nested_calls, lost_events; /* from END */
 } tm_totals;
 

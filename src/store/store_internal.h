@@ -141,6 +141,7 @@ struct tm_store {
     uint64_t forks;
     uint32_t last_child;
     char *exec_path;
+    int exec_last; /* EXEC is the last record but TICKs: the exec succeeded */
 
     tm_sample *ring;
     size_t ring_head, ring_n;

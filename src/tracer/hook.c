@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/close_range.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "wire.h"
@@ -214,6 +215,29 @@ static int do_execvp(const char *file, char *const argv[])
     }
     tm_hook_before_exec(file);
     return tm_real.execvp(file, argv);
+}
+
+/* _exit skips atexit handlers, so without this a program that leaves through
+ * it (dash, daemons, the child half of many fork patterns) would end its
+ * stream without END and be reported as incomplete.  tm_hook_finish does
+ * nothing in a forked or vfork'ed child (not our pid), inside the hook (a
+ * signal handler that interrupted it), or when tracing is off.  The process
+ * then ends exactly as glibc's _exit ends it. */
+__attribute__((noreturn)) static void exit_now(int status)
+{
+    tm_hook_finish();
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+TM_EXPORT void _exit(int status)
+{
+    exit_now(status);
+}
+
+TM_EXPORT void _Exit(int status)
+{
+    exit_now(status);
 }
 
 TM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])

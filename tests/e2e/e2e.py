@@ -613,6 +613,24 @@ def test_exit_status(c):
         c.check_sites("exit", r.data, {"exit_kept": (2100, 7), "freed_by_atexit": (1000, 1)})
         c.check_sums("exit", r.data)
         c.check_totals("exit", r.data, current=3100, blocks=8, allocations=8, peak=3100)
+        # The hook interposes _exit, so the stream still ends with END.
+        c.eq(r.data.get("complete"), True, "exit-_exit: the trace is complete")
+    # exec: the stream ends at the EXEC record; complete up to there, marked
+    # execd, and the text report says so instead of calling it incomplete.
+    c.label = "exec"
+    r = c.run([c.tmtop, "--report", "--json", "-o", os.path.join(c.tmp, "exec.json"), "--",
+               "/bin/sh", "-c", "exec /bin/true"])
+    if r:
+        c.eq(r.returncode, 0, "exec: status")
+        with open(os.path.join(c.tmp, "exec.json")) as f:
+            d = json.load(f)
+        c.eq(d.get("complete"), True, "exec: complete up to the exec")
+        c.eq(d.get("execd"), True, "exec: marked execd")
+    r = c.run([c.tmtop, "--report", "--", "/bin/sh", "-c", "exec /bin/true"])
+    if r:
+        err = r.stderr.decode() if isinstance(r.stderr, bytes) else r.stderr
+        c.check("exec'd another program" in err and "incomplete" not in err,
+                "exec-text: says exec'd, not incomplete: %r" % err[-300:])
     # The text report too carries the exit status in tmtop's own status.
     c.label = "text"
     r = c.tmtop_run("exit", as_json=False, stdin=b"")

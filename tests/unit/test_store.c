@@ -494,6 +494,25 @@ static void test_impossible_records(void)
     ts_close(&t);
 }
 
+/* A stream whose last event (TICKs aside) is EXEC ended in a successful exec:
+ * complete up to there.  EXEC followed by more events was a failed exec. */
+static void test_exec_end(void)
+{
+    tstream t;
+    ts_open(&t);
+    CHECK(ev_stack(&t, 0, 1, (uint64_t)IP_A) == 0);
+    CHECK(ev_alloc(&t, 0, 0x1000, 10) == 0);
+    CHECK(ts_feed(&t, tm_wire_put_exec(ts_buf, "/bin/nope")) == 0);
+    CHECK(ev_tick(&t, 5, 4096) == 0);
+    CHECK(ts_totals(&t).execd == 1);
+    CHECK(ev_alloc(&t, 0, 0x2000, 10) == 0); /* the exec failed: tracing went on */
+    CHECK(ts_totals(&t).execd == 0);
+    CHECK(ts_feed(&t, tm_wire_put_exec(ts_buf, "/bin/true")) == 0);
+    CHECK(ts_totals(&t).execd == 1);
+    CHECK(ts_totals(&t).ended == 0);
+    ts_close(&t);
+}
+
 /* ---- the statistics fixture -------------------------------------------------- */
 
 /* S1 a.c:10 2x100 | S2 a.c:20 300 | S3 b.c:5 3x50 | S4 new+vector+fill app.c:42
@@ -1214,6 +1233,7 @@ int main(void)
     test_realloc();
     test_huge();
     test_impossible_records();
+    test_exec_end();
     test_stats_lineno();
     test_stats_filename();
     test_stats_traceback();
