@@ -100,24 +100,39 @@ static const char *attr_string(dw *c, Dwarf_Die die, Dwarf_Half at)
     return rc == DW_DLV_OK ? s : NULL;
 }
 
-/* Reference attribute at as a global .debug_info offset.  Returns 1 if set. */
-static int attr_ref(dw *c, Dwarf_Die die, Dwarf_Half at, Dwarf_Off *off)
+/* Attribute at of die with its form.  Returns 1 with *a set (the caller
+ * deallocates it; *form is 0 if it could not be read), 0 when the DIE has no
+ * such attribute or it cannot be read (errors counted through dw_fail). */
+static int attr_get(dw *c, Dwarf_Die die, Dwarf_Half at, Dwarf_Attribute *a, Dwarf_Half *form)
 {
     Dwarf_Error err = NULL;
-    Dwarf_Attribute a = NULL;
-    int rc = dwarf_attr(die, at, &a, &err);
+    *a = NULL;
+    *form = 0;
+    int rc = dwarf_attr(die, at, a, &err);
     if (rc == DW_DLV_ERROR || err)
         dw_fail(c, &err);
     if (rc != DW_DLV_OK)
         return 0;
-    int ok = 0;
-    Dwarf_Half form = 0;
-    rc = dwarf_whatform(a, &form, &err);
+    rc = dwarf_whatform(*a, form, &err);
     if (rc == DW_DLV_ERROR || err)
         dw_fail(c, &err);
+    if (rc != DW_DLV_OK)
+        *form = 0;
+    return 1;
+}
+
+/* Reference attribute at as a global .debug_info offset.  Returns 1 if set. */
+static int attr_ref(dw *c, Dwarf_Die die, Dwarf_Half at, Dwarf_Off *off)
+{
+    Dwarf_Error err = NULL;
+    Dwarf_Attribute a;
+    Dwarf_Half form;
+    if (!attr_get(c, die, at, &a, &form))
+        return 0;
+    int ok = 0, rc;
     /* references into a dwz supplementary file or a type unit point outside
      * this .debug_info: not followed */
-    if (rc == DW_DLV_OK && form != DW_FORM_GNU_ref_alt && form != DW_FORM_ref_sig8 &&
+    if (form && form != DW_FORM_GNU_ref_alt && form != DW_FORM_ref_sig8 &&
         form != DW_FORM_ref_sup4 && form != DW_FORM_ref_sup8) {
         rc = dwarf_global_formref(a, off, &err);
         if (rc == DW_DLV_ERROR || err)
@@ -134,18 +149,12 @@ static int attr_ref(dw *c, Dwarf_Die die, Dwarf_Half at, Dwarf_Off *off)
 static int attr_udata(dw *c, Dwarf_Die die, Dwarf_Half at, uint64_t *out)
 {
     Dwarf_Error err = NULL;
-    Dwarf_Attribute a = NULL;
-    int rc = dwarf_attr(die, at, &a, &err);
-    if (rc == DW_DLV_ERROR || err)
-        dw_fail(c, &err);
-    if (rc != DW_DLV_OK)
+    Dwarf_Attribute a;
+    Dwarf_Half form;
+    if (!attr_get(c, die, at, &a, &form))
         return 0;
-    Dwarf_Half form = 0;
-    int ok = 0;
-    rc = dwarf_whatform(a, &form, &err);
-    if (rc == DW_DLV_ERROR || err)
-        dw_fail(c, &err);
-    if (rc == DW_DLV_OK) {
+    int ok = 0, rc;
+    if (form) {
         if (form == DW_FORM_implicit_const || form == DW_FORM_sdata) {
             Dwarf_Signed v = 0;
             rc = dwarf_formsdata(a, &v, &err);
