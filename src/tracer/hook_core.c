@@ -1084,23 +1084,28 @@ static int intern_locked(struct tm_stack *st, size_t extra, uint32_t *id)
 }
 
 /* ---- recording ----------------------------------------------------------------- */
-void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
+/* Captures the caller's stack before any lock (unwinding may take the
+ * loader's lock), then takes the event lock and makes room for a record of
+ * len bytes, after the stack's STACK record when the stack is new.  Returns 1
+ * with *id set when there is room; the lock is held either way.  The hook's
+ * own frames, this one included, are skipped by address in stack_capture. */
+static int begin_stacked_event(size_t len, uint32_t *id)
 {
-    int e = errno;
     unsigned cap = g_frames + SLACK;
     uint64_t buf[cap];
     struct tm_stack st;
     stack_capture(buf, cap, &st);
+    int cached = stk_cached(&st, id);
+    lock_take();
+    return cached ? reserve_locked(len) : intern_locked(&st, len, id);
+}
+
+void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
+{
+    int e = errno;
     uint32_t id;
-    if (stk_cached(&st, &id)) {
-        lock_take();
-        if (reserve_locked(TM_WIRE_ALLOC_LEN))
-            commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
-    } else {
-        lock_take();
-        if (intern_locked(&st, TM_WIRE_ALLOC_LEN, &id))
-            commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
-    }
+    if (begin_stacked_event(TM_WIRE_ALLOC_LEN, &id))
+        commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
     fold_nested_locked();
     lock_give();
     errno = e;
@@ -1120,20 +1125,9 @@ void tm_hook_on_free(uint64_t ptr, uint8_t kind)
 void tm_hook_on_realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size)
 {
     int e = errno;
-    unsigned cap = g_frames + SLACK;
-    uint64_t buf[cap];
-    struct tm_stack st;
-    stack_capture(buf, cap, &st);
     uint32_t id;
-    if (stk_cached(&st, &id)) {
-        lock_take();
-        if (reserve_locked(TM_WIRE_REALLOC_LEN))
-            commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
-    } else {
-        lock_take();
-        if (intern_locked(&st, TM_WIRE_REALLOC_LEN, &id))
-            commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
-    }
+    if (begin_stacked_event(TM_WIRE_REALLOC_LEN, &id))
+        commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
     fold_nested_locked();
     lock_give();
     errno = e;
