@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Stores p where the optimiser cannot prove it unused. */
 static inline void *bench_keep(void *p)
@@ -24,6 +25,11 @@ static inline void bench_report_rss(void)
             fprintf(stderr, "peak_rss_kib %ld\n", strtol(line + 6, NULL, 10));
     if (f)
         fclose(f);
+    /* The calling (main) thread's own CPU time: the hook's cost on the
+     * program's critical path, apart from its helper thread and tmtop. */
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        fprintf(stderr, "main_thread_cpu_s %.3f\n", (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9);
 }
 
 static inline long bench_arg(int argc, char **argv, int i, long def)

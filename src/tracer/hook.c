@@ -192,7 +192,9 @@ static int do_execve(const char *path, char *const argv[], char *const envp[])
         return -1;
     }
     tm_hook_before_exec(path);
-    return tm_real.execve(path, argv, envp);
+    int r = tm_real.execve(path, argv, envp);
+    tm_hook_after_exec();
+    return r;
 }
 
 static int do_execv(const char *path, char *const argv[])
@@ -203,7 +205,9 @@ static int do_execv(const char *path, char *const argv[])
         return -1;
     }
     tm_hook_before_exec(path);
-    return tm_real.execv(path, argv);
+    int r = tm_real.execv(path, argv);
+    tm_hook_after_exec();
+    return r;
 }
 
 static int do_execvp(const char *file, char *const argv[])
@@ -214,7 +218,9 @@ static int do_execvp(const char *file, char *const argv[])
         return -1;
     }
     tm_hook_before_exec(file);
-    return tm_real.execvp(file, argv);
+    int r = tm_real.execvp(file, argv);
+    tm_hook_after_exec();
+    return r;
 }
 
 /* _exit skips atexit handlers, so without this a program that leaves through
@@ -263,7 +269,9 @@ TM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
         return -1;
     }
     tm_hook_before_exec(file);
-    return tm_real.execvpe(file, argv, envp);
+    int r = tm_real.execvpe(file, argv, envp);
+    tm_hook_after_exec();
+    return r;
 }
 
 TM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
@@ -286,7 +294,9 @@ TM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
         path[k++] = digits[--nd];
     path[k] = 0;
     tm_hook_before_exec(path);
-    return tm_real.fexecve(fd, argv, envp);
+    int r = tm_real.fexecve(fd, argv, envp);
+    tm_hook_after_exec();
+    return r;
 }
 
 /* The number of arguments from arg to the terminating NULL (0 if arg is

@@ -6,10 +6,14 @@
  * Nothing here calls malloc or stdio: memory comes from mmap or static
  * storage.  Locks, always taken in this order (a thread holding one never
  * waits for an earlier one):
+ *   g_merge_lock (the merger: per-thread rings -> wire stream)
  *   the loader's dl_load_write_lock (held inside dl_iterate_phdr callbacks)
  *     -> g_scan_lock (module table; only ever taken inside such a callback)
- *       -> g_lock (event buffer, stack table, counters)
- *         -> g_send_lock (the socket: one sender at a time, in buffer order)
+ *       -> g_lock (shared buffer, stack table)
+ *         -> g_send_lock (the socket)
+ * g_merge_lock is never taken with any of the others held.  Allocation
+ * events themselves take no lock: they go to the thread's own ring (see
+ * "the event stream").
  * Stacks are captured before g_lock is taken: the unwinder may take the
  * loader's lock, and a thread inside dlopen holding it may be waiting for
  * g_lock in its own malloc. */
@@ -30,6 +34,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -269,30 +274,54 @@ static int fd_is_ours(void)
     return g_fd >= 0 && fstat(g_fd, &st) == 0 && st.st_dev == g_dev && st.st_ino == g_ino;
 }
 
-/* ---- the event buffer ------------------------------------------------------
- * Two 64 KiB buffers: events are appended to g_buf[g_cur] under g_lock; a
- * full one is swapped out and sent under g_send_lock only, so the others go
- * on appending while it is on its way.  The swap takes g_send_lock before it
- * lets go of g_lock, which keeps buffers on the wire in the order they were
- * filled. */
-#define BUF_SIZE (64 * 1024)
+/* ---- the event stream ------------------------------------------------------
+ * Allocation events (ALLOC, FREE, REALLOC, REALLOC_FAILED) go into a ring of
+ * the calling thread's own: no lock, no cache line written by another
+ * thread on the hot path.  Everything else (STACK, MODULE, TICK, FORK, EXEC,
+ * END, the preamble and HELLO, and the events of a thread without a ring)
+ * is appended to the shared buffer under g_lock.  Every entry carries a
+ * stamp.  The merger (the timer thread when a ring is half full or the
+ * flush interval passed; a thread whose ring is full; exec and exit) takes
+ * g_merge_lock and interleaves the entries by stamp into the wire stream,
+ * up to a watermark below which no entry can still appear.
+ *
+ * Why the order is exact.  Stamps come from the TSC when the kernel's
+ * clocksource is "tsc" (it checked that the CPUs' counters agree), else
+ * from a global counter.  A FREE (and realloc's FREE_REALLOC_PRE) is
+ * stamped before the real free() runs and an ALLOC (and realloc's
+ * completion) after the real malloc() returned, so when one thread's freed
+ * block comes back from another thread's malloc, the FREE's stamp is the
+ * smaller: the same order the single lock used to give.  A STACK (and the
+ * MODULEs before it) is stamped under g_lock before its id can be used, and
+ * the event using it is stamped after.
+ *
+ * The watermark.  A thread sets its ring's busy flag before it takes a
+ * stamp and clears it after the entry is published.  The merger reads a
+ * stamp T0 under g_lock (later shared entries stamp above it), makes every
+ * thread's earlier stores visible with membarrier(2) (or, where that is
+ * missing, the threads publish busy with a full barrier), then reads the
+ * flags: a thread not busy at that point takes any later stamp above T0; a
+ * busy one stamps at least its ring's last stamp.  Everything below the
+ * smallest of these is final.
+ *
+ * Ends.  END is stamped under g_lock and marks the stream ended: the
+ * merger drops ring entries stamped after it.  exec and exit drain
+ * everything stamped before the call.  A forked child drops every entry of
+ * its parent. */
+#define OUT_SIZE (64 * 1024)
 struct tm_buf {
     uint8_t *data;
     size_t len;
 };
-static struct tm_buf g_buf[2];
-static unsigned g_cur;
+static struct tm_buf g_out; /* the merger's output (g_merge_lock) */
+static pthread_mutex_t g_merge_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_send_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t g_scan_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* g_lock: the event buffer's lock, taken twice per malloc/free pair by every
- * thread, so it must cost next to nothing.  A futex lock (0 free, 1 held,
- * 2 held with sleepers) that spins briefly first: the critical sections are
- * a few dozen nanoseconds, and a pthread mutex sent every contended thread
- * to sleep in the kernel (futex wait + wake per event with 4 threads on 2
- * cores).  The spin is bounded (the holder may have been preempted, or be
- * waiting for g_send_lock in flush_locked), then the waiter sleeps.  Alone
- * on its cache line, so that spinners do not steal unrelated data. */
+/* g_lock: the shared buffer's and the stack table's lock.  A futex lock (0
+ * free, 1 held, 2 held with sleepers) that spins briefly first: the critical
+ * sections are short.  Alone on its cache line, so that spinners do not
+ * steal unrelated data. */
 static union {
     int word;
     char line[64];
@@ -340,6 +369,259 @@ static inline void lock_give(void)
         futex_call(FUTEX_WAKE_PRIVATE, 1);
 }
 
+/* ---- stamps ---- */
+static int g_tsc;  /* stamps are TSC readings (set once, before any stamp) */
+static int g_asym; /* membarrier(PRIVATE_EXPEDITED) is registered */
+static union {
+    uint64_t v;
+    char line[64];
+} _Alignas(64) g_ctr_u;
+
+static inline uint64_t stamp_now(void)
+{
+#if defined(__x86_64__)
+    if (TM_LIKELY(g_tsc)) {
+        /* lfence: the earlier loads (the real malloc's view of the heap)
+         * are done before the counter is read. */
+        __builtin_ia32_lfence();
+        return __builtin_ia32_rdtsc();
+    }
+#endif
+    return __atomic_add_fetch(&g_ctr_u.v, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The stamp of a ring event, without stamp_now()'s lfence.  A FREE needs
+ * its stamp read before the real free() publishes the block: rdtsc is read
+ * before it retires, and the stores of free() become visible only after
+ * they retire.  An ALLOC needs its stamp read after the real malloc()'s
+ * loads: between the two lies the whole stack capture (an unwinder walk,
+ * far more instructions than the reorder buffer holds), so those loads
+ * retired before rdtsc could even be issued. */
+static inline uint64_t stamp_event(void)
+{
+#if defined(__x86_64__)
+    if (TM_LIKELY(g_tsc))
+        return __builtin_ia32_rdtsc();
+#endif
+    return __atomic_add_fetch(&g_ctr_u.v, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Chooses the stamp source and the barrier (start, and a followed child). */
+static void stamps_init(void)
+{
+#if defined(__x86_64__)
+    char b[32] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, b, sizeof b - 1);
+        tm_hook_sys_close(fd);
+        g_tsc = n >= 3 && memcmp(b, "tsc", 3) == 0 && (n == 3 || b[3] == '\n');
+    }
+#endif
+    const char *force = getenv("TMTOP_HOOK_STAMPS"); /* tests: "counter" */
+    if (force && strcmp(force, "counter") == 0)
+        g_tsc = 0;
+    g_asym = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+/* ---- the shared buffer (g_lock) ----
+ * Entries: u64 stamp, u32 length, then that many bytes of wire records. */
+#define SH_HDR 12
+static uint8_t *g_sh;
+static size_t g_sh_len, g_sh_cap;
+static uint64_t g_sh_stamp;  /* stamp of the last entry committed */
+static uint64_t g_end_stamp; /* END's stamp (g_lock): entries after it are dropped */
+static uint64_t g_hold;      /* (g_lock) an exec is under way: nothing stamped from here on
+                                goes out unless it fails (tm_hook_after_exec) */
+
+/* Grows *buf (an mmap'd area of *cap bytes) to hold need bytes. */
+static int area_grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 1;
+    size_t n = *cap ? *cap : 256 * 1024;
+    while (n < need)
+        n *= 2;
+    void *p = *buf ? mremap(*buf, *cap, n, MREMAP_MAYMOVE) : map_anon(n);
+    if (!p || p == MAP_FAILED)
+        return 0;
+    *buf = p;
+    *cap = n;
+    return 1;
+}
+
+/* g_lock held.  Makes room for a record of need bytes; 0 if nothing may be
+ * appended (the stream ended, the channel is gone, no memory). */
+static int reserve_locked(size_t need)
+{
+    if (g_ended || !__atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE))
+        return 0;
+    return area_grow(&g_sh, &g_sh_cap, g_sh_len + SH_HDR + need);
+}
+
+static inline uint8_t *tail(void)
+{
+    return g_sh + g_sh_len + SH_HDR;
+}
+
+/* g_lock held: stamps and appends the n bytes written at tail(). */
+static void commit(size_t n)
+{
+    uint8_t *h = g_sh + g_sh_len;
+    uint64_t s = stamp_now();
+    uint32_t len = (uint32_t)n;
+    memcpy(h, &s, 8);
+    memcpy(h + 8, &len, 4);
+    g_sh_len += SH_HDR + n;
+    g_sh_stamp = s;
+}
+
+static inline void fold_nested(void)
+{
+    if (TM_UNLIKELY(tm_hook_tls.nested)) {
+        __atomic_add_fetch(&g_nested_total, tm_hook_tls.nested, __ATOMIC_RELAXED);
+        tm_hook_tls.nested = 0;
+    }
+}
+
+/* ---- per-thread rings ---- */
+#define RING_SLOTS 2048 /* a power of two */
+#define RING_MAX 64     /* threads beyond this many use the shared buffer */
+#define EV_MAX 31       /* the largest allocation event, REALLOC, is 30 bytes */
+struct ring_slot {
+    uint64_t stamp;
+    uint8_t len;
+    uint8_t rec[EV_MAX];
+};
+_Static_assert(TM_WIRE_REALLOC_LEN <= EV_MAX && TM_WIRE_ALLOC_LEN <= EV_MAX, "slot too small");
+enum { RING_FREE, RING_LIVE, RING_DEAD };
+struct tm_ring {
+    /* the owner's line */
+    uint64_t head; /* slots published (release) */
+    uint64_t last; /* stamp of the last slot published */
+    uint64_t seen; /* tail as the owner last read it: the owner reads the
+                      merger's line only when this says half full */
+    int busy;      /* between taking a stamp and publishing its slot */
+    /* the merger's line */
+    _Alignas(64) uint64_t tail; /* slots consumed (release) */
+    uint64_t snap;              /* head as the merger saw it this round */
+    uint64_t pos;               /* the merger's position this round */
+    struct tm_ring *next;       /* the registry: append-only */
+    int state;                  /* RING_*: DEAD when its thread exited */
+    _Alignas(64) struct ring_slot slots[RING_SLOTS];
+};
+static struct tm_ring *g_rings; /* registry head (atomic) */
+static unsigned g_rings_n;
+static pthread_key_t g_ring_key;
+static int g_ring_key_ok;
+static __thread struct tm_ring *t_ring __attribute__((tls_model("initial-exec")));
+static __thread int t_ring_gone __attribute__((tls_model("initial-exec")));
+
+static void merge_now(void);
+static uint64_t merge_round(int force);
+
+/* The key's destructor, at the thread's exit: the merger frees the ring
+ * once it is drained.  What the exiting thread allocates afterwards goes to
+ * the shared buffer. */
+static void ring_detach(void *p)
+{
+    struct tm_ring *r = p;
+    t_ring = NULL;
+    t_ring_gone = 1;
+    if (r)
+        __atomic_store_n(&r->state, RING_DEAD, __ATOMIC_RELEASE);
+}
+
+static __attribute__((noinline)) struct tm_ring *ring_attach(void)
+{
+    if (t_ring_gone || !g_ring_key_ok)
+        return NULL;
+    struct tm_ring *r;
+    for (r = __atomic_load_n(&g_rings, __ATOMIC_ACQUIRE); r; r = r->next) {
+        int s = RING_FREE;
+        if (__atomic_load_n(&r->state, __ATOMIC_RELAXED) == RING_FREE &&
+            __atomic_compare_exchange_n(&r->state, &s, RING_LIVE, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            goto got;
+    }
+    if (__atomic_add_fetch(&g_rings_n, 1, __ATOMIC_RELAXED) > RING_MAX)
+        return NULL; /* g_rings_n stays above the cap: no further tries */
+    r = map_anon(sizeof *r);
+    if (!r)
+        return NULL;
+    r->state = RING_LIVE;
+    r->next = __atomic_load_n(&g_rings, __ATOMIC_RELAXED);
+    while (
+        !__atomic_compare_exchange_n(&g_rings, &r->next, r, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+got:
+    t_ring = r;
+    pthread_setspecific(g_ring_key, r); /* may calloc (key >= 32): passes through */
+    return r;
+}
+
+static __attribute__((noinline)) void ring_full(struct tm_ring *r, uint64_t used)
+{
+    if (used < RING_SLOTS - 1) {
+        /* Half full: merge now unless another thread is merging (then it
+         * takes this ring's entries too, as far as the watermark allows). */
+        if (pthread_mutex_trylock(&g_merge_lock) == 0) {
+            merge_round(0);
+            pthread_mutex_unlock(&g_merge_lock);
+            r->seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+        }
+        return;
+    }
+    /* Full: merge here, until the watermark passes enough of it. */
+    while (r->head - (r->seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE)) >= RING_SLOTS - 1) {
+        merge_now();
+        if (r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= RING_SLOTS - 1)
+            sched_yield();
+    }
+}
+
+/* The calling thread's ring with room for one slot, or NULL: use the
+ * shared buffer. */
+static inline struct tm_ring *ring_room(void)
+{
+    struct tm_ring *r = t_ring;
+    if (TM_UNLIKELY(!r) && !(r = ring_attach()))
+        return NULL;
+    if (TM_UNLIKELY(r->head - r->seen >= RING_SLOTS / 2)) {
+        r->seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+        uint64_t used = r->head - r->seen;
+        if (used >= RING_SLOTS / 2)
+            ring_full(r, used);
+    }
+    return r;
+}
+
+/* Marks the ring busy and stamps its next slot. */
+static inline struct ring_slot *ring_open(struct tm_ring *r)
+{
+    if (TM_LIKELY(g_asym)) {
+        __atomic_store_n(&r->busy, 1, __ATOMIC_RELAXED);
+        __asm__ __volatile__("" ::: "memory");
+    } else {
+        __atomic_store_n(&r->busy, 1, __ATOMIC_SEQ_CST);
+    }
+    struct ring_slot *s = &r->slots[r->head & (RING_SLOTS - 1)];
+    s->stamp = stamp_event();
+    return s;
+}
+
+static inline void ring_close(struct tm_ring *r, const struct ring_slot *s)
+{
+    r->last = s->stamp;
+    __atomic_store_n(&r->head, r->head + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&r->busy, 0, __ATOMIC_RELEASE);
+}
+
+/* ---- the merger (g_merge_lock) ---- */
+static uint8_t *g_pend; /* shared entries moved out of g_sh, not yet merged */
+static size_t g_pend_off, g_pend_len, g_pend_cap;
+
 /* g_send_lock held.  Writes b to the socket and empties it. */
 static void send_buf(struct tm_buf *b)
 {
@@ -380,47 +662,183 @@ static void send_buf(struct tm_buf *b)
     pthread_setcancelstate(old, NULL);
 }
 
-/* g_lock held; returns with it held, having released it during the send.
- * When it returns, everything appended before the call is on the wire. */
-static void flush_locked(void)
+static void out_flush(void)
 {
-    struct tm_buf *b = &g_buf[g_cur];
-    if (b->len == 0)
+    if (!g_out.len)
         return;
     pthread_mutex_lock(&g_send_lock);
-    g_cur ^= 1; /* the other buffer is empty: its sender has finished */
-    lock_give();
-    send_buf(b);
+    send_buf(&g_out);
     pthread_mutex_unlock(&g_send_lock);
-    lock_take();
 }
 
-/* g_lock held.  Makes room for need bytes; 0 if nothing may be appended. */
-static int reserve_locked(size_t need)
+static inline void emit(const uint8_t *p, size_t n)
 {
-    for (;;) {
-        if (g_ended || !__atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE))
-            return 0;
-        if (BUF_SIZE - g_buf[g_cur].len >= need)
-            return 1;
-        flush_locked();
+    if (TM_LIKELY(OUT_SIZE - g_out.len >= n)) {
+        memcpy(g_out.data + g_out.len, p, n);
+        g_out.len += n;
+        return;
+    }
+    while (n) {
+        if (g_out.len == OUT_SIZE)
+            out_flush();
+        size_t k = OUT_SIZE - g_out.len < n ? OUT_SIZE - g_out.len : n;
+        memcpy(g_out.data + g_out.len, p, k);
+        g_out.len += k;
+        p += k;
+        n -= k;
     }
 }
 
-static inline uint8_t *tail(void)
+/* One round: emits every entry stamped below the watermark, which it
+ * returns.  force: ignore busy threads (a thread stuck for over a second). */
+static uint64_t merge_round(int force)
 {
-    return g_buf[g_cur].data + g_buf[g_cur].len;
+    int e = errno;
+    lock_take();
+    uint64_t t0 = stamp_now();
+    uint64_t end = g_end_stamp, hold = g_hold;
+    if (g_sh_len) {
+        if (g_pend_off == g_pend_len) {
+            g_pend_off = g_pend_len = 0;
+        } else if (g_pend_off > g_pend_len / 2) {
+            memmove(g_pend, g_pend + g_pend_off, g_pend_len - g_pend_off);
+            g_pend_len -= g_pend_off;
+            g_pend_off = 0;
+        }
+        if (area_grow(&g_pend, &g_pend_cap, g_pend_len + g_sh_len)) {
+            memcpy(g_pend + g_pend_len, g_sh, g_sh_len);
+            g_pend_len += g_sh_len;
+        }
+        g_sh_len = 0;
+    }
+    lock_give();
+    if (g_asym)
+        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+    else
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint64_t w = hold && hold < t0 ? hold : t0;
+    struct tm_ring *rings = __atomic_load_n(&g_rings, __ATOMIC_ACQUIRE);
+    for (struct tm_ring *r = rings; r; r = r->next) {
+        r->pos = r->tail;
+        if (__atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RING_FREE) {
+            r->snap = r->pos;
+            continue;
+        }
+        if (!force && __atomic_load_n(&r->busy, __ATOMIC_ACQUIRE)) {
+            uint64_t l = __atomic_load_n(&r->last, __ATOMIC_RELAXED);
+            if (l < w)
+                w = l;
+        }
+        r->snap = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+    }
+    /* k-way merge: the shared entries win ties (a STACK before its use).
+     * The input with the smallest stamp gives a run of entries, up to the
+     * next input's stamp: with one busy thread, its whole ring at once. */
+    uint64_t limit = end ? end : UINT64_MAX;
+    for (;;) {
+        uint64_t best = w, next = w;
+        struct tm_ring *br = NULL;
+        int shared = 0;
+        if (g_pend_off < g_pend_len) {
+            uint64_t s;
+            memcpy(&s, g_pend + g_pend_off, 8);
+            if (s < w) {
+                best = s;
+                shared = 1;
+            }
+        }
+        for (struct tm_ring *r = rings; r; r = r->next) {
+            if (r->pos == r->snap)
+                continue;
+            uint64_t s = r->slots[r->pos & (RING_SLOTS - 1)].stamp;
+            if (s < best) {
+                next = best;
+                best = s;
+                br = r;
+                shared = 0;
+            } else if (s < next) {
+                next = s;
+            }
+        }
+        if (br) {
+            /* The first entry goes in any case (another ring may have
+             * the same stamp); then the run stops at the next input's. */
+            uint64_t p = br->pos, stop = br->snap;
+            do {
+                const struct ring_slot *sl = &br->slots[p & (RING_SLOTS - 1)];
+                if (p != br->pos && sl->stamp >= next)
+                    break;
+                if (sl->stamp >= limit)
+                    continue;
+                if (TM_LIKELY(OUT_SIZE - g_out.len >= EV_MAX)) {
+                    memcpy(g_out.data + g_out.len, sl->rec, EV_MAX); /* fixed size */
+                    g_out.len += sl->len;
+                } else {
+                    emit(sl->rec, sl->len);
+                }
+            } while (++p != stop);
+            br->pos = p;
+        } else if (shared) {
+            uint32_t len;
+            memcpy(&len, g_pend + g_pend_off + 8, 4);
+            emit(g_pend + g_pend_off + SH_HDR, len);
+            g_pend_off += SH_HDR + len;
+        } else {
+            break;
+        }
+    }
+    /* Entries stamped after END never go out: drop them as they come. */
+    for (struct tm_ring *r = rings; r; r = r->next) {
+        if (end) {
+            while (r->pos != r->snap && r->slots[r->pos & (RING_SLOTS - 1)].stamp > end)
+                r->pos++;
+        }
+        if (r->pos != r->tail)
+            __atomic_store_n(&r->tail, r->pos, __ATOMIC_RELEASE);
+        int dead = RING_DEAD;
+        if (r->tail == r->snap && !__atomic_load_n(&r->busy, __ATOMIC_ACQUIRE) &&
+            __atomic_load_n(&r->state, __ATOMIC_ACQUIRE) == RING_DEAD &&
+            __atomic_load_n(&r->head, __ATOMIC_ACQUIRE) == r->tail)
+            __atomic_compare_exchange_n(&r->state, &dead, RING_FREE, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED);
+    }
+    out_flush();
+    errno = e;
+    return w;
 }
 
-static inline void commit(size_t n)
+/* A thread whose ring is full: one round. */
+static void merge_now(void)
 {
-    g_buf[g_cur].len += n;
+    pthread_mutex_lock(&g_merge_lock);
+    merge_round(0);
+    pthread_mutex_unlock(&g_merge_lock);
 }
 
-static void fold_nested_locked(void)
+/* Everything stamped up to t (drain: before the call) is on the wire when
+ * it returns (or the channel is gone).  Never with g_lock held. */
+static void drain_until(uint64_t t)
 {
-    g_nested_total += tm_hook_tls.nested;
-    tm_hook_tls.nested = 0;
+    uint64_t deadline = 0;
+    pthread_mutex_lock(&g_merge_lock);
+    for (int force = 0;;) {
+        if (merge_round(force) > t || force)
+            break;
+        /* A busy thread holds the watermark back for the few instructions
+         * of its publication; one preempted there needs a time slice. */
+        uint64_t now = mono_ns();
+        if (!deadline)
+            deadline = now + 1000000000u;
+        else if (now > deadline)
+            force = 1;
+        sched_yield();
+    }
+    pthread_mutex_unlock(&g_merge_lock);
+}
+
+static void drain(void)
+{
+    drain_until(stamp_now());
 }
 
 /* ---- modules ----------------------------------------------------------------
@@ -1085,40 +1503,59 @@ static int intern_locked(struct tm_stack *st, size_t extra, uint32_t *id)
 
 /* ---- recording ----------------------------------------------------------------- */
 /* Captures the caller's stack before any lock (unwinding may take the
- * loader's lock), then takes the event lock and makes room for a record of
- * len bytes, after the stack's STACK record when the stack is new.  Returns 1
- * with *id set when there is room; the lock is held either way.  The hook's
- * own frames, this one included, are skipped by address in stack_capture. */
-static int begin_stacked_event(size_t len, uint32_t *id)
+ * loader's lock) and finds its id, adding the stack (and its STACK record)
+ * when it is new.  0 when nothing may be recorded.  The hook's own frames,
+ * this one included, are skipped by address in stack_capture. */
+static int stack_id(uint32_t *id)
 {
     unsigned cap = g_frames + SLACK;
     uint64_t buf[cap];
     struct tm_stack st;
     stack_capture(buf, cap, &st);
-    int cached = stk_cached(&st, id);
+    if (stk_cached(&st, id))
+        return 1;
     lock_take();
-    return cached ? reserve_locked(len) : intern_locked(&st, len, id);
+    int ok = intern_locked(&st, 0, id);
+    lock_give();
+    return ok;
+}
+
+/* Records one event of len bytes: into the calling thread's ring r, or
+ * into the shared buffer when it has none. */
+static inline void record(struct tm_ring *r, const uint8_t rec[EV_MAX], size_t len)
+{
+    if (TM_LIKELY(r)) {
+        struct ring_slot *s = ring_open(r);
+        memcpy(s->rec, rec, EV_MAX); /* fixed size: two moves, no call */
+        s->len = (uint8_t)len;
+        ring_close(r, s);
+    } else {
+        lock_take();
+        if (reserve_locked(len)) {
+            memcpy(tail(), rec, len);
+            commit(len);
+        }
+        lock_give();
+    }
+    fold_nested();
 }
 
 void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
 {
     int e = errno;
     uint32_t id;
-    if (begin_stacked_event(TM_WIRE_ALLOC_LEN, &id))
-        commit(tm_wire_put_alloc(tail(), id, kind, ptr, size));
-    fold_nested_locked();
-    lock_give();
+    uint8_t b[EV_MAX];
+    struct tm_ring *r = ring_room();
+    if (stack_id(&id))
+        record(r, b, tm_wire_put_alloc(b, id, kind, ptr, size));
     errno = e;
 }
 
 void tm_hook_on_free(uint64_t ptr, uint8_t kind)
 {
     int e = errno;
-    lock_take();
-    if (reserve_locked(TM_WIRE_FREE_LEN))
-        commit(tm_wire_put_free(tail(), ptr, kind));
-    fold_nested_locked();
-    lock_give();
+    uint8_t b[EV_MAX];
+    record(ring_room(), b, tm_wire_put_free(b, ptr, kind));
     errno = e;
 }
 
@@ -1126,21 +1563,18 @@ void tm_hook_on_realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size)
 {
     int e = errno;
     uint32_t id;
-    if (begin_stacked_event(TM_WIRE_REALLOC_LEN, &id))
-        commit(tm_wire_put_realloc(tail(), id, old_ptr, new_ptr, size));
-    fold_nested_locked();
-    lock_give();
+    uint8_t b[EV_MAX];
+    struct tm_ring *r = ring_room();
+    if (stack_id(&id))
+        record(r, b, tm_wire_put_realloc(b, id, old_ptr, new_ptr, size));
     errno = e;
 }
 
 void tm_hook_on_realloc_failed(uint64_t old_ptr)
 {
     int e = errno;
-    lock_take();
-    if (reserve_locked(TM_WIRE_REALLOC_FAILED_LEN))
-        commit(tm_wire_put_realloc_failed(tail(), old_ptr));
-    fold_nested_locked();
-    lock_give();
+    uint8_t b[EV_MAX];
+    record(ring_room(), b, tm_wire_put_realloc_failed(b, old_ptr));
     errno = e;
 }
 
@@ -1317,11 +1751,30 @@ void tm_hook_before_exec(const char *path)
         return;
     }
     tm_hook_tls.guard++;
+    fold_nested();
     lock_take();
-    if (reserve_locked(TM_WIRE_EXEC_MAX))
+    uint64_t t = stamp_now();
+    if (reserve_locked(TM_WIRE_EXEC_MAX)) {
         commit(tm_wire_put_exec(tail(), path ? path : ""));
-    fold_nested_locked();
-    flush_locked();
+        t = g_sh_stamp;
+    }
+    /* EXEC is the last record of a successful exec: what the timer or the
+     * other threads record until the new image replaces us waits. */
+    g_hold = t + 1;
+    lock_give();
+    drain_until(t);
+    tm_hook_tls.guard--;
+    errno = e;
+}
+
+void tm_hook_after_exec(void)
+{
+    if (!g_hold || getpid() != g_pid)
+        return;
+    int e = errno;
+    tm_hook_tls.guard++;
+    lock_take();
+    g_hold = 0;
     lock_give();
     tm_hook_tls.guard--;
     errno = e;
@@ -1339,7 +1792,7 @@ void tm_hook_after_fork(int child_pid)
     errno = e;
 }
 
-static int g_fork_held;   /* fork_prepare took g_lock and g_send_lock */
+static int g_fork_held;   /* fork_prepare took g_merge_lock, g_lock and g_send_lock */
 static int g_fork_follow; /* and the loader's lock is not ours to fear: follow */
 
 static int channel_open(void);
@@ -1359,9 +1812,9 @@ static void fork_prepare(void)
     /* Before our locks: a counted call may be waiting for g_lock's holder. */
     g_fork_follow = g_follow && dl_quiesce();
     g_fork_tid = (pid_t)gettid();
+    pthread_mutex_lock(&g_merge_lock);
     lock_take();
     pthread_mutex_lock(&g_send_lock);
-    send_buf(&g_buf[g_cur]); /* the other buffer is empty: g_send_lock */
     g_fork_held = 1;
     errno = e;
 }
@@ -1373,6 +1826,7 @@ static void fork_parent(void)
         g_fork_held = 0;
         pthread_mutex_unlock(&g_send_lock);
         lock_give();
+        pthread_mutex_unlock(&g_merge_lock);
     }
     tm_hook_tls.guard--;
 }
@@ -1398,12 +1852,15 @@ static void fork_parent(void)
 static void follow_child(void)
 {
     g_pid = getpid();
-    g_cur = 0;
     g_ended = 0;
+    g_end_stamp = 0;
+    g_hold = 0;
     g_lost_said = 0;
     g_stop = 0;
     g_nested_total = 0;
     __atomic_store_n(&g_lost, 0, __ATOMIC_RELAXED);
+    /* membarrier's registration belongs to the parent's address space. */
+    stamps_init();
     tm_hook_tls.nested = 0;
     /* Stacks: ids restart at 0 in the new stream. */
     if (g_stk)
@@ -1442,9 +1899,7 @@ static void follow_child(void)
     __atomic_store_n(&tm_hook_state, TM_HOOK_ON, __ATOMIC_RELEASE);
     if (g_flush_ms)
         start_timer();
-    lock_take();
-    flush_locked();
-    lock_give();
+    drain();
 }
 
 static void fork_child(void)
@@ -1467,7 +1922,16 @@ static void fork_child(void)
     __atomic_store_n(&g_lock_word, 0, __ATOMIC_RELAXED);
     pthread_mutex_init(&g_send_lock, NULL);
     pthread_mutex_init(&g_scan_lock, NULL);
-    g_buf[0].len = g_buf[1].len = 0;
+    pthread_mutex_init(&g_merge_lock, NULL);
+    /* Every entry not yet merged is the parent's. */
+    g_sh_len = 0;
+    g_pend_off = g_pend_len = 0;
+    g_out.len = 0;
+    for (struct tm_ring *r = g_rings; r; r = r->next) {
+        r->tail = r->seen = r->head;
+        r->busy = 0;
+        r->state = r == t_ring ? RING_LIVE : RING_FREE;
+    }
     /* Our copy of the socket only, and only if it is still ours; shutdown()
      * would cut the parent's connection too. */
     if (fd_is_ours())
@@ -1500,6 +1964,8 @@ static uint64_t read_rss(void)
     return pages * (uint64_t)g_page;
 }
 
+/* The timer thread: every g_flush_ms a TICK, a module check and a merge
+ * round, so that a quiet program's events reach tmtop within that time. */
 static void *timer_main(void *arg)
 {
     (void)arg;
@@ -1515,8 +1981,8 @@ static void *timer_main(void *arg)
         lock_take();
         if (reserve_locked(TM_WIRE_TICK_LEN))
             commit(tm_wire_put_tick(tail(), now, rss));
-        flush_locked();
         lock_give();
+        merge_now();
     }
     return NULL;
 }
@@ -1572,8 +2038,8 @@ static int send_hello(void)
     commit(tm_wire_put_preamble(tail()));
     commit(tm_wire_put_hello(tail(), (uint32_t)g_pid, (uint32_t)getppid(), g_token, mono_ns(), 0,
                              (uint16_t)g_frames, g_exe));
-    flush_locked();
     lock_give();
+    drain();
     return __atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE);
 }
 
@@ -1607,12 +2073,12 @@ static int start_core(void)
     memcpy(a.sun_path + 1, sock, len);
     g_addr = a;
     g_alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + len);
-    uint8_t *bufs = map_anon(2 * BUF_SIZE);
+    g_out.data = map_anon(OUT_SIZE);
     g_mods = map_anon(MOD_CAP * sizeof *g_mods);
-    if (!bufs || !g_mods || channel_open() != 0)
+    if (!g_out.data || !g_mods || !area_grow(&g_sh, &g_sh_cap, 1) || channel_open() != 0)
         return 0;
-    g_buf[0].data = bufs;
-    g_buf[1].data = bufs + BUF_SIZE;
+    stamps_init();
+    g_ring_key_ok = pthread_key_create(&g_ring_key, ring_detach) == 0;
     ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
     if (n > 0) {
         g_exe[n] = 0;
@@ -1774,9 +2240,7 @@ void tm_hook_constructor(void)
         atexit(finish_atexit);
         if (g_flush_ms)
             start_timer();
-        lock_take();
-        flush_locked();
-        lock_give();
+        drain();
     }
     tm_hook_tls.guard--;
     errno = e;
@@ -1806,15 +2270,20 @@ void tm_hook_finish(void)
 
     tm_hook_tls.guard++;
     __atomic_store_n(&g_stop, 1, __ATOMIC_RELEASE);
+    fold_nested();
     lock_take();
-    fold_nested_locked();
-    if (reserve_locked(TM_WIRE_END_LEN))
-        commit(tm_wire_put_end(tail(), TM_END_EXIT, 0, g_nested_total,
+    if (reserve_locked(TM_WIRE_END_LEN)) {
+        commit(tm_wire_put_end(tail(), TM_END_EXIT, 0,
+                               __atomic_load_n(&g_nested_total, __ATOMIC_RELAXED),
                                __atomic_load_n(&g_lost, __ATOMIC_RELAXED)));
+        g_end_stamp = g_sh_stamp;
+    } else {
+        g_end_stamp = stamp_now();
+    }
     g_ended = 1; /* nothing after END */
     __atomic_store_n(&tm_hook_state, TM_HOOK_OFF, __ATOMIC_RELEASE);
-    flush_locked();
     lock_give();
+    drain();
     pthread_mutex_lock(&g_send_lock);
     if (__atomic_load_n(&g_chan_ok, __ATOMIC_ACQUIRE) && fd_is_ours()) {
         shutdown(g_fd, SHUT_RDWR);

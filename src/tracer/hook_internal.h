@@ -136,6 +136,9 @@ void tm_hook_on_realloc_failed(uint64_t old_ptr);
 /* Flushes and appends EXEC before an exec of path (a no-op when off or in a
  * vfork child). */
 void tm_hook_before_exec(const char *path);
+/* After an exec announced by tm_hook_before_exec failed: the stream goes on
+ * (what was recorded meanwhile was held back, not lost). */
+void tm_hook_after_exec(void);
 /* After fork() returned child_pid > 0 in the parent: appends FORK. */
 void tm_hook_after_fork(int child_pid);
 /* After a module may have been loaded or unloaded by the caller. */

@@ -27,6 +27,8 @@ tm_e2e_program(e2e_memalign ${E2E_SRC_DIR}/e2e_memalign.c)
 tm_e2e_program(e2e_cxx ${E2E_SRC_DIR}/e2e_cxx.cpp)
 tm_e2e_program(e2e_threads ${E2E_SRC_DIR}/e2e_threads.c)
 target_link_libraries(e2e_threads PRIVATE Threads::Threads)
+tm_e2e_program(e2e_threadchurn ${E2E_SRC_DIR}/e2e_threadchurn.c)
+target_link_libraries(e2e_threadchurn PRIVATE Threads::Threads)
 tm_e2e_program(e2e_dlopen ${E2E_SRC_DIR}/e2e_dlopen.c)
 target_link_libraries(e2e_dlopen PRIVATE ${CMAKE_DL_LIBS})
 tm_e2e_program(e2e_exit ${E2E_SRC_DIR}/e2e_exit.c)
@@ -43,7 +45,7 @@ add_dependencies(e2e_programs e2e_plugin)
 
 if(Python3_Interpreter_FOUND)
   # One CTest test per scenario; `e2e.py --list` names them all.
-  foreach(t basic multi realloc memalign cxx threads dlopen exit_status signal fork deep fds
+  foreach(t basic multi realloc memalign cxx threads threadchurn threadchurn_counter dlopen exit_status signal fork deep fds
             text_format keys cumulative filters site_options valgrind)
     add_test(NAME e2e_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py

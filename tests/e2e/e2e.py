@@ -63,6 +63,7 @@ PROGRAMS = {
     "memalign": Program("e2e_memalign", ["e2e_memalign.c"], stdout=b"memalign: done ok\n"),
     "cxx": Program("e2e_cxx", ["e2e_cxx.cpp"], stdout=b"cxx: done 100 1 1000\n"),
     "threads": Program("e2e_threads", ["e2e_threads.c"]),
+    "threadchurn": Program("e2e_threadchurn", ["e2e_threadchurn.c"]),
     "dlopen": Program("e2e_dlopen", ["e2e_dlopen.c", "e2e_plugin.c"]),
     "exit": Program("e2e_exit", ["e2e_exit.c"]),
     "signal": Program("e2e_signal", ["e2e_signal.c"]),
@@ -547,6 +548,69 @@ def test_threads(c):
         c.check(d.get("peak", 0) >= e["peak_at_least"],
                 "%s: peak %r >= %d (every slot live at the barrier)"
                 % (tag, d.get("peak"), e["peak_at_least"]))
+
+
+def threadchurn_expect(waves, nthreads, nblocks):
+    """What e2e_threadchurn allocates (keep in step with block_size() there)."""
+    def block_size(w, t, i):
+        return 16 + (w * 7 + t * 13 + i * 29) % 97
+    kept = [(w, t, i) for w in range(waves) for t in range(nthreads)
+            for i in range(1, nblocks, 2)]
+    return {
+        "block_size": sum(block_size(*k) for k in kept),
+        "block_count": len(kept),
+        "exit_count": waves * nthreads,
+        # per thread: its TLS block, its blocks, 200 churned, one at exit;
+        # then the tables
+        "allocations": waves * nthreads * (1 + nblocks + 200 + 1) + nthreads,
+        "frees": waves * nthreads * ((nblocks + 1) // 2 + 200 + 1) + nthreads,
+    }
+
+
+def test_threadchurn(c, stamps=None):
+    """Waves of short-lived threads, more at once than the hook has
+    per-thread buffers for, freeing each other's blocks and allocating in
+    their exit destructors.  stamps="counter" makes the hook order events
+    by its global counter instead of the TSC."""
+    params = (3, 80, 300)
+    e = threadchurn_expect(*params)
+    saved = os.environ.get("TMTOP_HOOK_STAMPS")
+    if stamps:
+        os.environ["TMTOP_HOOK_STAMPS"] = stamps
+    try:
+        for run in range(2):
+            c.label = "run %d" % run
+            r = c.tmtop_run("threadchurn", args=[str(p) for p in params])
+            if not r or not r.data:
+                return
+            d = r.data
+            tag = "threadchurn#%d" % run
+            c.check_exit("threadchurn", r, status=0)
+            c.eq(r.stdout, b"threadchurn: done %d %d %d, %d exits\n"
+                 % (params + (e["exit_count"],)), "%s: stdout untouched" % tag)
+            st = c.check_sites("threadchurn", d, {
+                "tc_block": (e["block_size"], e["block_count"]),
+                "tc_exit": (40 * e["exit_count"], e["exit_count"]),
+            })
+            c.check_sums("threadchurn", d)
+            # One DTV per thread stack; later waves reuse the cached stacks.
+            create = st.get(c.where("threadchurn", "tc_create"), (0, 0))
+            c.eq(create[1], params[1], "%s: one live DTV block per thread stack" % tag)
+            c.check_totals("threadchurn", d,
+                           current=e["block_size"] + 40 * e["exit_count"] + create[0],
+                           blocks=e["block_count"] + e["exit_count"] + params[1],
+                           allocations=e["allocations"] + params[1],
+                           frees=e["frees"])
+            # A reused stack's dynamic TLS block (allocated by the unwinder
+            # inside the hook, so never recorded) is freed by glibc: one
+            # unknown free per thread of every wave after the first.
+            c.eq(d.get("unknown_frees"), params[1] * (params[0] - 1),
+                 "%s: unknown frees" % tag)
+    finally:
+        if saved is None:
+            os.environ.pop("TMTOP_HOOK_STAMPS", None)
+        else:
+            os.environ["TMTOP_HOOK_STAMPS"] = saved
 
 
 def test_dlopen(c):
@@ -1154,6 +1218,8 @@ TESTS = {
     "memalign": test_memalign,
     "cxx": test_cxx,
     "threads": test_threads,
+    "threadchurn": test_threadchurn,
+    "threadchurn_counter": lambda c: test_threadchurn(c, stamps="counter"),
     "dlopen": test_dlopen,
     "exit_status": test_exit_status,
     "signal": test_signal,
