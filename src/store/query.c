@@ -32,6 +32,7 @@ typedef struct qip {
     const tm_frame *frames;
     qframe *info;
     uint32_t n;
+    int final; /* frames are the resolver's final answer */
 } qip;
 
 /* Glob results per string within one query.  The resolver interns its
@@ -62,6 +63,7 @@ typedef struct qctx {
     gmemo *memo;
     size_t memo_mask, memo_n;
     int nomem;
+    int stack_final; /* load_stack: every frame it loaded was final */
 } qctx;
 
 /* A stack with no captured address still groups somewhere: one frame with
@@ -245,6 +247,7 @@ static qip *load_ip(qctx *c, uint32_t idx)
     x->frames = frames;
     x->info = info;
     x->n = n;
+    x->final = p->cached;
     return x;
 }
 
@@ -258,10 +261,12 @@ static long load_stack(qctx *c, uint32_t id)
     int found = 0;
     size_t site = 0;
     c->nf = 0;
+    c->stack_final = 1;
     for (unsigned k = 0; k < d->depth; k++) {
         qip *x = load_ip(c, s->refs[d->ref_off + k]);
         if (!x)
             return -1;
+        c->stack_final &= x->final;
         if (c->nf + x->n > c->fcap) {
             size_t cap = c->fcap ? c->fcap * 2 : 256;
             while (cap < c->nf + x->n)
@@ -437,6 +442,8 @@ typedef struct group {
     size_t foff;
     uint32_t nf, site;
     int matched;
+    uint64_t osize, ocount; /* views: the old side of a diff */
+    int pending;            /* views: a frame the row shows is TM_FRAME_PENDING */
 } group;
 
 typedef struct gtab {
@@ -497,17 +504,13 @@ static int gt_grow_slots(gtab *t)
     return 0;
 }
 
-/* Adds size/count to the group of the key fp[0..nf), creating it (with a
- * copy of the frames) if new. */
-static int gt_add(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, uint32_t site,
-                  uint64_t size, uint64_t count)
+/* The index of the group of the key fp[0..nf), created (with a copy of the
+ * frames and zero sums) if new; -1 when out of memory. */
+static long gt_get(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, uint32_t site)
 {
     group *g = gt_find(t, hash, fp, nf);
-    if (g) {
-        g->size += size;
-        g->count += count;
-        return 0;
-    }
+    if (g)
+        return g - t->g;
     if (!t->slot || (t->n + 1) * 2 > t->mask + 1)
         if (gt_grow_slots(t) != 0)
             return -1;
@@ -530,13 +533,11 @@ static int gt_add(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, 
         t->frcap = cap;
     }
     g = &t->g[t->n];
+    memset(g, 0, sizeof *g);
     g->hash = hash;
-    g->size = size;
-    g->count = count;
     g->foff = t->nfr;
     g->nf = (uint32_t)nf;
     g->site = site;
-    g->matched = 0;
     for (size_t k = 0; k < nf; k++) {
         tm_frame *f = &t->fr[t->nfr + k];
         *f = *fp[k];
@@ -547,13 +548,27 @@ static int gt_add(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, 
             f->address = 0;
             f->offset = 0;
         }
+        /* the frames a row shows: the first, or a traceback's from its site */
+        if ((f->flags & TM_FRAME_PENDING) && (t->key == TM_KEY_TRACEBACK ? k >= site : k == 0))
+            g->pending = 1;
     }
     t->nfr += nf;
     size_t i = hash & t->mask;
     while (t->slot[i])
         i = (i + 1) & t->mask;
     t->slot[i] = (uint32_t)t->n + 1;
-    t->n++;
+    return (long)t->n++;
+}
+
+/* Adds size/count to the group of the key fp[0..nf), creating it if new. */
+static int gt_add(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf, uint32_t site,
+                  uint64_t size, uint64_t count)
+{
+    long gi = gt_get(t, hash, fp, nf, site);
+    if (gi < 0)
+        return -1;
+    t->g[gi].size += size;
+    t->g[gi].count += count;
     return 0;
 }
 
@@ -832,4 +847,576 @@ size_t tm_store_stack_frames(tm_store *s, uint32_t stack_id, const tm_query *q,
     }
     ctx_fini(&c);
     return n;
+}
+
+/* ---- views -------------------------------------------------------------------------- */
+
+/* What a stack contributes to under the view's query: entries glist[off ..
+ * off + n) are group indices (one per frame from the site out when
+ * cumulative, so a recurring line counts as often; none when filtered out). */
+typedef struct vstack {
+    uint32_t off, n;
+    uint8_t state; /* VS_* */
+} vstack;
+
+enum { VS_UNKNOWN = 0, VS_FINAL, VS_PENDING };
+
+/* A row of the last update: its sums, and its group. */
+typedef struct vrow {
+    uint64_t size, count, osize, ocount;
+    uint32_t g;
+} vrow;
+
+/* Per group: the update that last added to it, and its row while that
+ * update sums (rows move once they are put in order). */
+typedef struct vslot {
+    uint32_t gen, row;
+} vslot;
+
+struct tm_view {
+    /* what the cached grouping was made under */
+    tm_store *s;
+    int (*res_fn)(void *, const tm_module *, uint64_t, tm_frame *, int);
+    void *res_ctx;
+    int have_res, valid;
+    tm_key key;
+    int cumulative, raw_site;
+    tm_filter *filters; /* copies, patterns owned */
+    size_t nfilters;
+    const char *const *skip;
+    char **skip_copy; /* the globs' text, to notice a changed list at the same address */
+    size_t nskip;
+
+    gtab t;
+    vstack *st;
+    uint32_t nst;
+    uint32_t *glist;
+    size_t nglist, glist_cap, glist_dead;
+
+    /* the last update */
+    int diff;
+    vrow *rows; /* the rows (groups with something in now, or in old for a diff) */
+    size_t nrows, rows_cap, npending;
+    size_t nrows_last; /* rows of the previous update, to judge garbage */
+    vslot *gen;        /* per group */
+    size_t gen_cap;
+    uint32_t update;
+};
+
+tm_view *tm_view_new(void)
+{
+    return calloc(1, sizeof(tm_view));
+}
+
+static void view_forget_query(tm_view *v)
+{
+    for (size_t i = 0; i < v->nfilters; i++)
+        free((char *)v->filters[i].pattern);
+    free(v->filters);
+    v->filters = NULL;
+    v->nfilters = 0;
+    for (size_t i = 0; i < v->nskip; i++)
+        free(v->skip_copy[i]);
+    free(v->skip_copy);
+    v->skip_copy = NULL;
+    v->nskip = 0;
+}
+
+/* Drops every cached grouping; the view answers nothing until updated. */
+static void view_reset(tm_view *v)
+{
+    gt_free(&v->t);
+    memset(&v->t, 0, sizeof v->t);
+    free(v->st);
+    v->st = NULL;
+    v->nst = 0;
+    v->nglist = v->glist_dead = 0;
+    free(v->gen);
+    v->gen = NULL;
+    v->gen_cap = 0;
+    v->nrows = v->npending = v->nrows_last = 0;
+    v->valid = 0;
+}
+
+void tm_view_free(tm_view *v)
+{
+    if (!v)
+        return;
+    view_reset(v);
+    view_forget_query(v);
+    free(v->glist);
+    free(v->rows);
+    free(v);
+}
+
+/* Whether the cached grouping was made under this query, resolver and store. */
+static int view_same(const tm_view *v, const qctx *c, tm_store *s, const tm_resolver *res)
+{
+    if (!v->valid || v->s != s || v->have_res != (res != NULL))
+        return 0;
+    if (res && (res->resolve != v->res_fn || res->ctx != v->res_ctx))
+        return 0;
+    if (v->key != c->key || v->cumulative != c->cumulative || v->raw_site != c->raw_site ||
+        v->nfilters != c->nfilters || v->skip != c->skip || v->nskip != c->nskip)
+        return 0;
+    for (size_t i = 0; i < c->nfilters; i++) {
+        const tm_filter *a = &v->filters[i], *b = &c->filters[i];
+        if (a->inclusive != b->inclusive || a->lineno != b->lineno ||
+            (a->all_frames != 0) != (b->all_frames != 0) ||
+            strcmp(a->pattern, b->pattern ? b->pattern : "*") != 0)
+            return 0;
+    }
+    for (size_t i = 0; i < c->nskip; i++)
+        if (strcmp(v->skip_copy[i], c->skip[i]) != 0)
+            return 0;
+    return 1;
+}
+
+static int view_remember(tm_view *v, const qctx *c, tm_store *s, const tm_resolver *res)
+{
+    view_forget_query(v);
+    v->s = s;
+    v->have_res = res != NULL;
+    v->res_fn = res ? res->resolve : NULL;
+    v->res_ctx = res ? res->ctx : NULL;
+    v->key = c->key;
+    v->cumulative = c->cumulative;
+    v->raw_site = c->raw_site;
+    v->skip = c->skip;
+    v->t.key = c->key;
+    v->t.fkey = c->fkey;
+    if (c->nfilters) {
+        v->filters = calloc(c->nfilters, sizeof *v->filters);
+        if (!v->filters)
+            return -1;
+        for (size_t i = 0; i < c->nfilters; i++) {
+            v->filters[i] = c->filters[i];
+            v->filters[i].pattern = strdup(c->filters[i].pattern ? c->filters[i].pattern : "*");
+            v->nfilters++;
+            if (!v->filters[i].pattern)
+                return -1;
+        }
+    }
+    if (c->nskip) {
+        v->skip_copy = calloc(c->nskip, sizeof *v->skip_copy);
+        if (!v->skip_copy)
+            return -1;
+        for (size_t i = 0; i < c->nskip; i++) {
+            v->skip_copy[i] = strdup(c->skip[i]);
+            v->nskip++;
+            if (!v->skip_copy[i])
+                return -1;
+        }
+    }
+    v->valid = 1;
+    return 0;
+}
+
+/* Groups stack id under the query of c (loaded lazily by the caller). */
+static int view_group_stack(tm_view *v, qctx *c, uint32_t id)
+{
+    long site = load_stack(c, id);
+    if (site < 0)
+        return -1;
+    size_t first = (size_t)site, last = first; /* frames [first, last) each name a group */
+    int kept = !c->nfilters || stack_kept(c, (size_t)site);
+    long one = -1;
+    if (kept && c->key == TM_KEY_TRACEBACK) {
+        uint64_t h = mix(0, c->nf);
+        for (size_t k = 0; k < c->nf; k++)
+            h = mix(h, frame_hash(c, c->fp[k], c->fq[k]));
+        one = gt_get(&v->t, h, c->fp, c->nf, (uint32_t)site);
+        if (one < 0)
+            return -1;
+        last = first + 1;
+    } else if (kept) {
+        last = c->cumulative ? c->nf : first + 1;
+    }
+    uint32_t n = (uint32_t)(last - first);
+    vstack *e = &v->st[id];
+    if (e->state == VS_UNKNOWN || n > e->n) {
+        /* a new place at the end; the old one (a stack whose frames were
+         * pending and grew when resolved) is garbage until the next reset */
+        if (v->nglist + n > v->glist_cap) {
+            size_t cap = v->glist_cap ? v->glist_cap * 2 : 4096;
+            while (cap < v->nglist + n)
+                cap *= 2;
+            uint32_t *g = realloc(v->glist, cap * sizeof *g);
+            if (!g)
+                return -1;
+            v->glist = g;
+            v->glist_cap = cap;
+        }
+        if (e->state != VS_UNKNOWN)
+            v->glist_dead += e->n;
+        e->off = (uint32_t)v->nglist;
+        v->nglist += n;
+    } else {
+        v->glist_dead += e->n - n;
+    }
+    e->n = n;
+    if (one >= 0) {
+        v->glist[e->off] = (uint32_t)one;
+    } else {
+        for (size_t k = first; k < last; k++) {
+            long gi = gt_get(&v->t, frame_hash(c, c->fp[k], c->fq[k]), &c->fp[k], 1, 0);
+            if (gi < 0)
+                return -1;
+            v->glist[e->off + (k - first)] = (uint32_t)gi;
+        }
+    }
+    e->state = c->stack_final ? VS_FINAL : VS_PENDING;
+    return 0;
+}
+
+/* Makes sure every stack of snap has its groups under the current query. */
+static int view_cover(tm_view *v, qctx *c, int *have_ctx, const tm_snapshot *snap,
+                      const tm_query *q, const tm_resolver *res)
+{
+    tm_store *s = snap->s;
+    if (v->nst < s->stack_cap) {
+        vstack *n = realloc(v->st, s->stack_cap * sizeof *n);
+        if (!n)
+            return -1;
+        memset(n + v->nst, 0, (s->stack_cap - v->nst) * sizeof *n);
+        v->st = n;
+        v->nst = s->stack_cap;
+    }
+    for (size_t e = 0; e < snap->n; e++) {
+        uint32_t id = snap->e[e].id;
+        if (v->st[id].state == VS_FINAL)
+            continue;
+        if (!*have_ctx) {
+            /* only now: a query context costs O(distinct addresses) */
+            if (ctx_init(c, s, q, res) != 0)
+                return -1;
+            *have_ctx = 1;
+        }
+        if (view_group_stack(v, c, id) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Adds snap's stacks to their groups' rows (the old side when old). */
+static int view_sum(tm_view *v, const tm_snapshot *snap, int old)
+{
+    /* the sums live in the rows, which are made in the order of the stacks
+     * that first reach them: for most keys the writes run forward */
+    for (size_t e = 0; e < snap->n; e++) {
+        const snap_ent *en = &snap->e[e];
+        const vstack *st = &v->st[en->id];
+        for (uint32_t k = 0; k < st->n; k++) {
+            uint32_t gi = v->glist[st->off + k];
+            vslot *sl = &v->gen[gi];
+            if (sl->gen != v->update) {
+                if (v->nrows == v->rows_cap) {
+                    size_t cap = v->rows_cap ? v->rows_cap * 2 : 1024;
+                    vrow *r = realloc(v->rows, cap * sizeof *r);
+                    if (!r)
+                        return -1;
+                    v->rows = r;
+                    v->rows_cap = cap;
+                }
+                sl->gen = v->update;
+                sl->row = (uint32_t)v->nrows;
+                v->rows[v->nrows++] = (vrow){0, 0, 0, 0, gi};
+                v->npending += v->t.g[gi].pending != 0;
+            }
+            vrow *r = &v->rows[sl->row];
+            if (old) {
+                r->osize += en->bytes;
+                r->ocount += en->blocks;
+            } else {
+                r->size += en->bytes;
+                r->count += en->blocks;
+            }
+        }
+    }
+    return 0;
+}
+
+int tm_view_update(tm_view *v, const tm_snapshot *now, const tm_snapshot *old, const tm_query *q,
+                   const tm_resolver *res, tm_err *err)
+{
+    if (!q)
+        q = &default_query;
+    v->nrows = v->npending = 0;
+    if (check_query(q, err) != 0)
+        return -1;
+    if (old && old->s != now->s)
+        return tm_err_set(err, TM_E_USAGE, "a view compares snapshots of one store");
+    /* the query as the statistics see it, without touching the store */
+    qctx c;
+    memset(&c, 0, sizeof c);
+    c.key = q->key;
+    c.fkey = q->key == TM_KEY_FILENAME ? TM_KEY_FILENAME : TM_KEY_LINENO;
+    c.cumulative = q->cumulative;
+    c.raw_site = q->raw_site;
+    c.filters = q->filters;
+    c.nfilters = q->filters ? q->nfilters : 0;
+    c.skip = q->skip ? q->skip : tm_default_skip;
+    c.nskip = q->skip ? q->nskip : 0;
+    if (!c.nskip)
+        while (c.skip[c.nskip])
+            c.nskip++;
+    /* regroup from scratch when the query changed, or when garbage (groups of
+     * superseded pending frames, stacks that died) outweighs what is alive */
+    int same = view_same(v, &c, now->s, res);
+    if (!same || v->t.n > 2 * v->nrows_last + 65536 || v->glist_dead > v->nglist / 2 + 65536) {
+        view_reset(v);
+        if (view_remember(v, &c, now->s, res) != 0) {
+            view_reset(v);
+            return tm_err_set(err, TM_E_NOMEM, "out of memory");
+        }
+    }
+    int have_ctx = 0, rc = view_cover(v, &c, &have_ctx, now, q, res);
+    if (rc == 0 && old)
+        rc = view_cover(v, &c, &have_ctx, old, q, res);
+    if (have_ctx) {
+        rc |= c.nomem ? -1 : 0;
+        ctx_fini(&c);
+    }
+    if (rc == 0 && v->t.n) {
+        vslot *gen = realloc(v->gen, v->t.cap * sizeof *gen);
+        if (!gen)
+            rc = -1;
+        else {
+            if (!v->gen) /* generation 0 is never current */
+                memset(gen, 0, v->t.cap * sizeof *gen);
+            else if (v->t.cap > v->gen_cap)
+                memset(gen + v->gen_cap, 0, (v->t.cap - v->gen_cap) * sizeof *gen);
+            v->gen = gen;
+            v->gen_cap = v->t.cap;
+        }
+    }
+    if (rc == 0 && v->t.n) {
+        if (++v->update == 0) { /* wrapped: no group may look current */
+            memset(v->gen, 0, v->gen_cap * sizeof *v->gen);
+            v->update = 1;
+        }
+        rc = view_sum(v, now, 0);
+        if (rc == 0 && old)
+            rc = view_sum(v, old, 1);
+    }
+    if (rc != 0) {
+        view_reset(v);
+        return tm_err_set(err, TM_E_NOMEM, "out of memory");
+    }
+    v->diff = old != NULL;
+    v->nrows_last = v->nrows;
+    return 0;
+}
+
+size_t tm_view_count(const tm_view *v)
+{
+    return v->nrows;
+}
+
+size_t tm_view_pending(const tm_view *v)
+{
+    return v->npending;
+}
+
+static void view_stat(const tm_view *v, const vrow *r, tm_stat *out)
+{
+    const group *g = &v->t.g[r->g];
+    fill_stat(out, g, v->t.fr + g->foff);
+    out->size = r->size;
+    out->count = r->count;
+    if (v->diff) {
+        out->size_diff = (int64_t)(r->size - r->osize);
+        out->count_diff = (int64_t)(r->count - r->ocount);
+    }
+}
+
+/* Row order: < 0 when a comes first.  Ties of the numbers go by key,
+ * descending, as stat_cmp and diff_cmp order them. */
+static int vrow_cmp(const tm_view *v, const vrow *a, const vrow *b)
+{
+    if (v->diff) {
+        CMP_DESC(abs64((int64_t)(a->size - a->osize)), abs64((int64_t)(b->size - b->osize)));
+        CMP_DESC(a->size, b->size);
+        CMP_DESC(abs64((int64_t)(a->count - a->ocount)), abs64((int64_t)(b->count - b->ocount)));
+        CMP_DESC(a->count, b->count);
+    } else {
+        CMP_DESC(a->size, b->size);
+        CMP_DESC(a->count, b->count);
+    }
+    if (a->g == b->g)
+        return 0;
+    tm_stat x, y;
+    view_stat(v, a, &x);
+    view_stat(v, b, &y);
+    return -key_cmp(&x, &y, v->t.fkey);
+}
+
+static void vrow_swap(vrow *a, vrow *b)
+{
+    vrow t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* Rearranges r[lo, hi) so that r[k] is the row that belongs there in order,
+ * rows before it come first and rows after it come later (quickselect;
+ * a pseudo-random pivot keeps adversarial orders from going quadratic). */
+static void vrow_select(const tm_view *v, vrow *r, size_t lo, size_t hi, size_t k)
+{
+    uint64_t seed = 0x9E3779B97F4A7C15ull ^ hi;
+    while (hi - lo > 1) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t p = lo + (size_t)((seed >> 33) % (hi - lo));
+        vrow_swap(&r[p], &r[hi - 1]);
+        const vrow *pv = &r[hi - 1];
+        size_t store = lo;
+        for (size_t i = lo; i + 1 < hi; i++)
+            if (vrow_cmp(v, &r[i], pv) < 0)
+                vrow_swap(&r[i], &r[store++]);
+        vrow_swap(&r[store], &r[hi - 1]);
+        if (store == k)
+            return;
+        if (k < store)
+            hi = store;
+        else
+            lo = store + 1;
+    }
+}
+
+static int vrow_qcmp(const void *a, const void *b, void *v)
+{
+    return vrow_cmp(v, a, b);
+}
+
+/* Puts rows [first, end) of the order in place, sorted. */
+static void view_order(tm_view *v, size_t first, size_t end)
+{
+    if (first >= end)
+        return;
+    if (first > 0)
+        vrow_select(v, v->rows, 0, v->nrows, first);
+    if (end < v->nrows)
+        vrow_select(v, v->rows, first, v->nrows, end - 1);
+    qsort_r(v->rows + first, end - first, sizeof *v->rows, vrow_qcmp, v);
+}
+
+/* Moves heap entry i down to its place in a heap of n row indices whose
+ * root is the row that comes last in the order. */
+static void vheap_down(const tm_view *v, uint32_t *h, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && vrow_cmp(v, &v->rows[h[l]], &v->rows[h[w]]) > 0)
+            w = l;
+        if (r < n && vrow_cmp(v, &v->rows[h[r]], &v->rows[h[w]]) > 0)
+            w = r;
+        if (w == i)
+            return;
+        uint32_t t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+static int vidx_qcmp(const void *a, const void *b, void *pv)
+{
+    const tm_view *v = pv;
+    return vrow_cmp(v, &v->rows[*(const uint32_t *)a], &v->rows[*(const uint32_t *)b]);
+}
+
+size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out)
+{
+    if (first >= v->nrows)
+        return 0;
+    size_t end = n > v->nrows - first ? v->nrows : first + n;
+    uint32_t *h = end <= v->nrows / 8 ? malloc(end * sizeof *h) : NULL;
+    if (!h) {
+        /* deep in the table: quickselect, O(rows) but with more comparisons */
+        view_order(v, first, end);
+        for (size_t i = first; i < end; i++)
+            view_stat(v, &v->rows[i], &out[i - first]);
+        return end - first;
+    }
+    /* the first `end` rows of the order, kept in a heap whose root is the
+     * one that comes last: most rows cost one comparison with the root */
+    size_t k = 0;
+    for (size_t i = 0; i < v->nrows; i++) {
+        if (k < end) {
+            h[k++] = (uint32_t)i;
+            if (k == end)
+                for (size_t j = end / 2; j-- > 0;)
+                    vheap_down(v, h, end, j);
+        } else if (vrow_cmp(v, &v->rows[i], &v->rows[h[0]]) < 0) {
+            h[0] = (uint32_t)i;
+            vheap_down(v, h, end, 0);
+        }
+    }
+    qsort_r(h, end, sizeof *h, vidx_qcmp, v);
+    for (size_t i = first; i < end; i++)
+        view_stat(v, &v->rows[h[i]], &out[i - first]);
+    free(h);
+    return end - first;
+}
+
+/* The row's position in the order: how many rows come before it. */
+static size_t view_rank(const tm_view *v, const vrow *r)
+{
+    size_t rank = 0;
+    for (size_t i = 0; i < v->nrows; i++)
+        rank += vrow_cmp(v, &v->rows[i], r) < 0;
+    return rank;
+}
+
+long tm_view_find(tm_view *v, const tm_frame *frames, uint32_t n)
+{
+    if (!v->nrows || !n || !v->t.slot)
+        return -1;
+    /* the hash as the grouping computes it */
+    uint64_t h = 0;
+    qctx c;
+    memset(&c, 0, sizeof c);
+    c.fkey = v->t.fkey;
+    const tm_frame **fp = malloc(n * sizeof *fp);
+    if (!fp)
+        return -1;
+    if (v->key == TM_KEY_TRACEBACK)
+        h = mix(0, n);
+    for (uint32_t k = 0; k < n; k++) {
+        qframe q;
+        memset(&q, 0, sizeof q);
+        fp[k] = &frames[k];
+        uint64_t fh = frame_hash(&c, &frames[k], &q);
+        h = v->key == TM_KEY_TRACEBACK ? mix(h, fh) : fh;
+    }
+    const group *g = gt_find(&v->t, h, fp, n);
+    free(fp);
+    if (!g)
+        return -1;
+    uint32_t gi = (uint32_t)(g - v->t.g);
+    if (!v->gen || v->gen[gi].gen != v->update)
+        return -1; /* a group of an earlier update, empty now */
+    /* rows move while they are put in order: look for it */
+    for (size_t i = 0; i < v->nrows; i++)
+        if (v->rows[i].g == gi)
+            return (long)view_rank(v, &v->rows[i]);
+    return -1;
+}
+
+size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), void *ctx,
+                      tm_stat *out, size_t max)
+{
+    /* the kept rows go to the front, then in order */
+    size_t nk = 0;
+    for (size_t i = 0; i < v->nrows; i++) {
+        tm_stat st;
+        view_stat(v, &v->rows[i], &st);
+        if (keep(ctx, &st))
+            vrow_swap(&v->rows[i], &v->rows[nk++]);
+    }
+    if (nk)
+        qsort_r(v->rows, nk, sizeof *v->rows, vrow_qcmp, v);
+    for (size_t i = 0; i < nk && i < max; i++)
+        view_stat(v, &v->rows[i], &out[i]);
+    return nk;
 }

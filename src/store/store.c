@@ -846,16 +846,15 @@ tm_snapshot *tm_store_snapshot(const tm_store *s)
     tm_snapshot *snap = calloc(1, sizeof *snap);
     if (!snap)
         return NULL;
-    size_t n = 0;
-    for (uint32_t id = 0; id < s->stack_cap; id++)
-        n += s->agg[id].live_blocks != 0;
-    snap->e = malloc((n ? n : 1) * sizeof *snap->e);
+    /* one pass: every stack with live blocks is a defined one */
+    size_t cap = s->stacks < s->stack_cap ? (size_t)s->stacks : s->stack_cap;
+    snap->e = malloc((cap ? cap : 1) * sizeof *snap->e);
     if (!snap->e) {
         free(snap);
         return NULL;
     }
     size_t k = 0;
-    for (uint32_t id = 0; id < s->stack_cap && k < n; id++) {
+    for (uint32_t id = 0; id < s->stack_cap && k < cap; id++) {
         const stack_agg *a = &s->agg[id];
         if (!a->live_blocks)
             continue;

@@ -177,6 +177,53 @@ tm_stats *tm_snapshot_compare(const tm_snapshot *now, const tm_snapshot *old, co
 
 void tm_stats_free(tm_stats *st);
 
+/* ---- views ------------------------------------------------------------------
+ * The statistics (or a diff) of a snapshot kept up to date across queries,
+ * for a display that shows a few rows of them many times a second.  A view
+ * remembers, per stack, the groups it belongs to under the last query, and
+ * keeps the groups with their frames: an update then costs one pass over the
+ * snapshot's stacks plus one over the groups, and regroups only the stacks it
+ * has not seen under this query yet and those whose frames were still
+ * TM_FRAME_PENDING (a resolved frame arriving later moves them).  A change of
+ * the query (key, cumulative, filters, site policy), of the resolver or of
+ * the store starts it over.  Rows are sorted exactly as
+ * tm_snapshot_statistics / tm_snapshot_compare sort them, but only the rows
+ * asked for are put in order.  Not thread-safe; an update reads the store
+ * (under the store's lock), the other calls read only the view. */
+typedef struct tm_view tm_view;
+
+/* Returns a new, empty view (owned: tm_view_free), or NULL when out of memory. */
+tm_view *tm_view_new(void);
+void tm_view_free(tm_view *v);
+
+/* Groups now's stacks under q; with old (a snapshot of the same store) the
+ * rows are now's statistics compared to old's, as tm_snapshot_compare.
+ * Returns 0, or -1 with err set (a bad query, old of another store, out of
+ * memory; the view is then empty). */
+int tm_view_update(tm_view *v, const tm_snapshot *now, const tm_snapshot *old, const tm_query *q,
+                   const tm_resolver *res, tm_err *err);
+
+/* Rows of the last update. */
+size_t tm_view_count(const tm_view *v);
+
+/* Rows of the last update with a TM_FRAME_PENDING frame among those a row
+ * shows: its first frame, or for the traceback key those from the site out. */
+size_t tm_view_pending(const tm_view *v);
+
+/* Copies rows first .. first+n-1 (in sorted order) to out; returns how many
+ * (fewer at the end).  Costs O(rows) plus the sort of the n rows.  frames
+ * borrow the view: valid until its next update or tm_view_free. */
+size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out);
+
+/* The index of the row whose key is frames[0..n) under the view's key (as
+ * the store groups them), or -1. */
+long tm_view_find(tm_view *v, const tm_frame *frames, uint32_t n);
+
+/* The rows for which keep returns non-zero, in sorted order: copies up to max
+ * of them to out and returns how many there are.  O(rows) calls of keep. */
+size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), void *ctx,
+                      tm_stat *out, size_t max);
+
 /* Frames of one stack of the snapshot's store, as the resolver expands them,
  * innermost first; *site gets the site index under q (q may be NULL for the
  * defaults).  Returns the count, 0 for an unknown id.  Borrowed: valid until

@@ -23,6 +23,12 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
+/* The table rows last asked for: rows first .. first+n-1 in order. */
+struct tui_rows {
+    tm_stat *v;
+    size_t first, n;
+};
+
 static char *xstrdup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -232,9 +238,9 @@ char *tui_frame_label(const tm_frame *f, tm_key key, char *buf, size_t len)
 char *tui_model_row_label(const tui_model *m, size_t row, char *buf, size_t len)
 {
     buf[0] = '\0';
-    if (!m->stats || row >= m->nrows)
+    const tm_stat *st = tui_model_stat(m, row);
+    if (!st)
         return buf;
-    const tm_stat *st = &m->stats->v[row];
     if (m->key != TM_KEY_TRACEBACK || st->nframes == 0)
         return tui_frame_label(&st->frames[0], m->key, buf, len);
     /* a traceback: its frames from the site outward, "a.c:3 f < b.c:9 main" */
@@ -252,9 +258,9 @@ char *tui_model_row_label(const tui_model *m, size_t row, char *buf, size_t len)
 
 int tui_model_row_pending(const tui_model *m, size_t row)
 {
-    if (!m->stats || row >= m->nrows)
+    const tm_stat *st = tui_model_stat(m, row);
+    if (!st)
         return 0;
-    const tm_stat *st = &m->stats->v[row];
     uint32_t from = m->key == TM_KEY_TRACEBACK ? st->site_index : 0;
     uint32_t to = m->key == TM_KEY_TRACEBACK ? st->nframes : (st->nframes ? 1 : 0);
     for (uint32_t i = from; i < to; i++)
@@ -439,9 +445,12 @@ tui_model *tui_model_new(const tui_model_config *cfg)
     m->alloc_rate = -1;
     m->out_follow = 1;
     m->src = calloc(1, sizeof *m->src);
+    m->table = tm_view_new();
+    m->traces = tm_view_new();
+    m->win = calloc(1, sizeof *m->win);
     m->series = malloc(SERIES_CAP * sizeof *m->series);
     m->series_cap = SERIES_CAP;
-    if (!m->program || !m->src || !m->series) {
+    if (!m->program || !m->src || !m->series || !m->table || !m->traces || !m->win) {
         tui_model_free(m);
         return NULL;
     }
@@ -465,7 +474,11 @@ void tui_model_free(tui_model *m)
     detail_clear(m);
     free(m->det_key);
     free(m->sel_key);
-    tm_stats_free(m->stats);
+    tm_view_free(m->table);
+    tm_view_free(m->traces);
+    if (m->win)
+        free(m->win->v);
+    free(m->win);
     if (m->now)
         tm_snapshot_free(m->now);
     for (size_t i = 0; i < m->nsnaps; i++)
@@ -533,38 +546,93 @@ static int trace_matches(const tui_model *m, const tm_stat *st)
     return 0;
 }
 
+#define WIN_ROWS 256 /* rows put in order at a time */
+
+const tm_stat *tui_model_stat(const tui_model *m, size_t row)
+{
+    struct tui_rows *w = m->win;
+    if (row >= m->nrows || !w)
+        return NULL;
+    if (row < w->first || row >= w->first + w->n) {
+        if (!w->v && !(w->v = malloc(WIN_ROWS * sizeof *w->v)))
+            return NULL;
+        /* a window around the row, so scrolling either way stays inside */
+        w->first = row > WIN_ROWS / 4 ? row - WIN_ROWS / 4 : 0;
+        w->n = tm_view_rows(m->table, w->first, WIN_ROWS, w->v);
+        if (row < w->first || row >= w->first + w->n)
+            return NULL;
+    }
+    return &w->v[row - w->first];
+}
+
+typedef struct match_ctx {
+    const tui_model *m;
+    const tm_frame *key;
+    uint32_t nkey;
+} match_ctx;
+
+static int row_has_key(void *ctx, const tm_stat *st)
+{
+    const match_ctx *x = ctx;
+    return frames_same(st->frames, st->nframes, x->key, x->nkey, x->m->key);
+}
+
+/* The row of the table whose key is frames (as frames_same sees it: a
+ * pending frame is known by its address), or -1. */
+static long find_row(tui_model *m, const tm_frame *key, uint32_t nkey)
+{
+    if (!key || !nkey || !m->nrows)
+        return -1;
+    long r = tm_view_find(m->table, key, nkey);
+    if (r >= 0)
+        return r;
+    /* its symbols arrived (or went pending): the first row it matches */
+    match_ctx x = {m, key, nkey};
+    tm_stat st;
+    if (tm_view_select(m->table, row_has_key, &x, &st, 1) == 0)
+        return -1;
+    return tm_view_find(m->table, st.frames, st.nframes);
+}
+
+static int trace_keep(void *ctx, const tm_stat *st)
+{
+    return trace_matches(ctx, st);
+}
+
 /* Finds the detail's row in the fresh table (its symbols may have arrived)
  * and collects its tracebacks.  Call with the lock held. */
 static void detail_compute(tui_model *m, const tm_query *q)
 {
-    for (size_t r = 0; r < m->nrows; r++) {
-        const tm_stat *st = &m->stats->v[r];
-        if (frames_same(st->frames, st->nframes, m->det_key, m->det_nkey, m->key)) {
-            tm_frame *k = frames_dup(st->frames, st->nframes);
-            if (k) {
-                free(m->det_key);
-                m->det_key = k;
-            }
-            m->det_size = st->size;
-            m->det_count = st->count;
-            m->det_size_diff = st->size_diff;
-            m->det_count_diff = st->count_diff;
-            break;
+    long r = find_row(m, m->det_key, m->det_nkey);
+    const tm_stat *st = r >= 0 ? tui_model_stat(m, (size_t)r) : NULL;
+    if (st) {
+        tm_frame *k = frames_dup(st->frames, st->nframes);
+        if (k) {
+            free(m->det_key);
+            m->det_key = k;
         }
+        m->det_size = st->size;
+        m->det_count = st->count;
+        m->det_size_diff = st->size_diff;
+        m->det_count_diff = st->count_diff;
     }
     tm_query tq = *q;
     tq.key = TM_KEY_TRACEBACK;
     tq.cumulative = 0;
     tm_err err = {0};
-    tm_stats *st = run_query(m, &tq, &err);
-    if (!st)
+    const tm_snapshot *old = m->diff ? m->snaps[m->diff_old].snap : NULL;
+    if (tm_view_update(m->traces, m->diff ? diff_new_snap(m) : m->now, old, &tq, &m->data.res,
+                       &err) != 0)
         return; /* out of memory: the detail keeps what it had */
+    size_t n = tm_view_select(m->traces, trace_keep, m, NULL, 0);
+    tm_stat *v = malloc((n ? n : 1) * sizeof *v);
+    if (!v)
+        return;
+    n = tm_view_select(m->traces, trace_keep, m, v, n);
     detail_clear(m);
-    m->det = calloc(st->n ? st->n : 1, sizeof *m->det);
-    for (size_t i = 0; m->det && i < st->n; i++) {
-        const tm_stat *s = &st->v[i];
-        if (!trace_matches(m, s))
-            continue;
+    m->det = calloc(n ? n : 1, sizeof *m->det);
+    for (size_t i = 0; m->det && i < n; i++) {
+        const tm_stat *s = &v[i];
         tui_trace *t = &m->det[m->ndet];
         t->frames = frames_dup(s->frames, s->nframes);
         if (!t->frames)
@@ -577,7 +645,7 @@ static void detail_compute(tui_model *m, const tm_query *q)
         t->count_diff = s->count_diff;
         m->ndet++;
     }
-    tm_stats_free(st);
+    free(v);
 }
 
 /* Remembers the selected row's key, so the selection can follow it. */
@@ -587,8 +655,8 @@ static void follow_selection_key(tui_model *m)
     free(m->sel_key);
     m->sel_key = NULL;
     m->sel_nkey = 0;
-    if (m->sel < m->nrows) {
-        const tm_stat *st = &m->stats->v[m->sel];
+    const tm_stat *st = tui_model_stat(m, m->sel);
+    if (st) {
         m->sel_key = frames_dup(st->frames, st->nframes);
         m->sel_nkey = m->sel_key ? st->nframes : 0;
     }
@@ -597,15 +665,9 @@ static void follow_selection_key(tui_model *m)
 /* After a query: the selection moves to where its row went. */
 static void follow_selection(tui_model *m)
 {
-    if (m->sel_key) {
-        for (size_t r = 0; r < m->nrows; r++) {
-            const tm_stat *st = &m->stats->v[r];
-            if (frames_same(st->frames, st->nframes, m->sel_key, m->sel_nkey, m->key)) {
-                m->sel = r;
-                break;
-            }
-        }
-    }
+    long r = find_row(m, m->sel_key, m->sel_nkey);
+    if (r >= 0)
+        m->sel = (size_t)r;
     follow_selection_key(m);
 }
 
@@ -621,24 +683,24 @@ void tui_model_requery(tui_model *m)
         return;
     tm_query q = tui_model_query(m, fl, m->nfilters > 64 ? m->nfilters : 64);
     tm_err err = {0};
+    const tm_snapshot *old = m->diff ? m->snaps[m->diff_old].snap : NULL;
+    m->win->n = 0; /* the rows move */
     lock(m);
-    tm_stats *st = run_query(m, &q, &err);
-    if (st) {
-        tm_stats_free(m->stats);
-        m->stats = st;
-        m->nrows = st->n;
+    if (tm_view_update(m->table, m->diff ? diff_new_snap(m) : m->now, old, &q, &m->data.res,
+                       &err) == 0) {
+        m->nrows = tm_view_count(m->table);
+        m->pending_rows = (int)tm_view_pending(m->table);
         m->query_error[0] = '\0';
         if (m->view == TUI_VIEW_DETAIL)
             detail_compute(m, &q);
     } else {
+        m->nrows = 0;
+        m->pending_rows = 0;
         snprintf(m->query_error, sizeof m->query_error, "%s", err.msg);
     }
     unlock(m);
     if (fl != fbuf)
         free(fl);
-    m->pending_rows = 0;
-    for (size_t r = 0; r < m->nrows; r++)
-        m->pending_rows += tui_model_row_pending(m, r);
     follow_selection(m);
     if (m->write_path)
         write_retry(m);
@@ -849,9 +911,9 @@ int tui_model_write(tui_model *m, const char *path)
 
 static void open_detail(tui_model *m)
 {
-    if (m->sel >= m->nrows)
+    const tm_stat *st = tui_model_stat(m, m->sel);
+    if (!st)
         return;
-    const tm_stat *st = &m->stats->v[m->sel];
     free(m->det_key);
     m->det_key = frames_dup(st->frames, st->nframes);
     m->det_nkey = m->det_key ? st->nframes : 0;

@@ -7,9 +7,9 @@
  * tui_model_row_label; render.c draws them; tests read them directly.
  *
  * The store is reached only through tui_data, under its lock: the model takes
- * a snapshot of the store (O(stacks)) and runs the statistics on it, which is
- * the only time the ingest thread has to wait for the UI.  Private to
- * src/tui. */
+ * a snapshot of the store (O(stacks)) and updates its views of it (O(stacks),
+ * see tm_view), which is the only time the ingest thread has to wait for the
+ * UI.  Ordering the rows shown needs no lock.  Private to src/tui. */
 #ifndef TMTOP_TUI_MODEL_H
 #define TMTOP_TUI_MODEL_H
 
@@ -136,9 +136,11 @@ typedef struct tui_model {
     long diff_new;   /* index into snaps, or -1: now */
 
     /* results of the last query */
-    tm_snapshot *now; /* the store as of the last refresh; frozen while paused */
-    tm_totals totals; /* of now */
-    tm_stats *stats;  /* the table's rows (owned) */
+    tm_snapshot *now;     /* the store as of the last refresh; frozen while paused */
+    tm_totals totals;     /* of now */
+    tm_view *table;       /* the table's rows, kept up to date across queries (owned) */
+    tm_view *traces;      /* the detail's tracebacks (owned) */
+    struct tui_rows *win; /* the table rows last asked for, in order (owned) */
     size_t nrows;
     tm_sample *series; /* memory over time (owned), nseries samples */
     size_t nseries, series_cap;
@@ -233,6 +235,11 @@ tm_query tui_model_query(const tui_model *m, tm_filter *buf, size_t nbuf);
  * outward; frames without a file name their function and module, or module and
  * offset.  Returns buf. */
 char *tui_frame_label(const tm_frame *f, tm_key key, char *buf, size_t len);
+
+/* Row `row` of the table (0 .. nrows-1), or NULL.  Only rows asked for are
+ * put in order, a window at a time: borrowed until the next query. */
+const tm_stat *tui_model_stat(const tui_model *m, size_t row);
+
 char *tui_model_row_label(const tui_model *m, size_t row, char *buf, size_t len);
 
 /* Whether a row (or a detail frame) still waits for its symbols. */

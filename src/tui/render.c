@@ -371,7 +371,9 @@ static void draw_table(const tui_model *m, tui_grid *g)
         size_t i = m->top + (size_t)r;
         if (i >= m->nrows)
             break;
-        const tm_stat *st = &m->stats->v[i];
+        const tm_stat *st = tui_model_stat(m, i);
+        if (!st)
+            break;
         int row = l->body_top + r, sel = i == m->sel;
         tui_role base = sel ? TUI_ROLE_SELECTED : TUI_ROLE_NORMAL;
         if (sel)

@@ -13,8 +13,8 @@ static void check_row(const tui_model *m, size_t r, const char *label, uint64_t 
     if (r >= m->nrows)
         return;
     CHECK_STR(fx_label(m, r), label);
-    CHECK_U64(m->stats->v[r].size, size);
-    CHECK_U64(m->stats->v[r].count, count);
+    CHECK_U64(tui_model_stat(m, r)->size, size);
+    CHECK_U64(tui_model_stat(m, r)->count, count);
 }
 
 static void test_live_rows(void)
@@ -44,7 +44,7 @@ static void test_live_rows(void)
     check_row(m, 0, "util.c:20 helper < app.c:9 main", 5000, 5);
     check_row(m, 1, "app.c:3 make_node < app.c:8 main", 4800, 100);
     check_row(m, 2, "app.c:10 main", 33, 3);
-    CHECK_U64(m->stats->v[2].site_index, 1);
+    CHECK_U64(tui_model_stat(m, 2)->site_index, 1);
     /* cumulative does not apply to tracebacks */
     fx_keys(m, "c");
     CHECK(m->cumulative == 0);
@@ -165,17 +165,17 @@ static void test_snapshot_diff(void)
     CHECK_U64(m->nrows, 4);
     /* sorted by |size_diff|: the vanished site first, size 0, negative */
     check_row(m, 0, "util.c:20 helper", 0, 0);
-    CHECK_I64(m->stats->v[0].size_diff, -5000);
-    CHECK_I64(m->stats->v[0].count_diff, -5);
+    CHECK_I64(tui_model_stat(m, 0)->size_diff, -5000);
+    CHECK_I64(tui_model_stat(m, 0)->count_diff, -5);
     check_row(m, 1, "app.c:3 make_node", 2400, 50);
-    CHECK_I64(m->stats->v[1].size_diff, -2400);
-    CHECK_I64(m->stats->v[1].count_diff, -50);
+    CHECK_I64(tui_model_stat(m, 1)->size_diff, -2400);
+    CHECK_I64(tui_model_stat(m, 1)->count_diff, -50);
     /* a new site: size_diff = size; the inlined leaf is the site */
     check_row(m, 2, "util.c:30 leaf", 700, 7);
-    CHECK_I64(m->stats->v[2].size_diff, 700);
-    CHECK_I64(m->stats->v[2].count_diff, 7);
+    CHECK_I64(tui_model_stat(m, 2)->size_diff, 700);
+    CHECK_I64(tui_model_stat(m, 2)->count_diff, 7);
     check_row(m, 3, "app.c:10 main", 33, 3);
-    CHECK_I64(m->stats->v[3].size_diff, 0);
+    CHECK_I64(tui_model_stat(m, 3)->size_diff, 0);
     if (getenv("TUI_DUMP"))
         fx_dump(m);
     CHECK(fx_screen_has(m, "Diff now against #1: 4 lines"));
@@ -185,7 +185,7 @@ static void test_snapshot_diff(void)
     /* the diff stays live: more blocks at the new site */
     ev_alloc(&t, 4, 0x400800, 100);
     tui_model_refresh(m, 6000000000ull);
-    CHECK_I64(m->stats->v[2].size_diff, 800);
+    CHECK_I64(tui_model_stat(m, 2)->size_diff, 800);
 
     /* d again: back to the live view */
     fx_keys(m, "d");
@@ -219,7 +219,7 @@ static void test_snapshot_diff(void)
     /* #2 does not have the node allocated after it */
     for (size_t r = 0; r < m->nrows; r++)
         if (!strcmp(fx_label(m, r), "app.c:3 make_node"))
-            CHECK_U64(m->stats->v[r].count, 50);
+            CHECK_U64(tui_model_stat(m, r)->count, 50);
     /* Esc cancels the picker */
     fx_keys(m, "D");
     tui_model_key(m, TUI_KEY_ESC, 0);
@@ -562,7 +562,7 @@ static void test_views_and_keys(void)
     /* a query change while paused works on the frozen data */
     fx_keys(m, "g");
     CHECK_U64(m->nrows, 2);
-    CHECK_U64(m->stats->v[1].count, 103);
+    CHECK_U64(tui_model_stat(m, 1)->count, 103);
     fx_keys(m, "gg");
     fx_keys(m, "p");
     CHECK(!m->paused);
