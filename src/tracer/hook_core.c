@@ -1299,7 +1299,8 @@ static uint64_t hash_ips(const uint64_t *ips, unsigned depth, unsigned flags)
 
 /* Fills buf[0..cap) and describes in st the caller's stack: the first frame
  * is the return address into whoever called the interposed function. */
-static void stack_capture(uint64_t *buf, unsigned cap, struct tm_stack *st)
+static inline __attribute__((always_inline)) void stack_capture(uint64_t *buf, unsigned cap,
+                                                                struct tm_stack *st)
 {
     unsigned n = 0;
     unw_backtrace_fn unw = __atomic_load_n(&g_unw, __ATOMIC_ACQUIRE);
@@ -1502,16 +1503,18 @@ static int intern_locked(struct tm_stack *st, size_t extra, uint32_t *id)
 }
 
 /* ---- recording ----------------------------------------------------------------- */
-/* Captures the caller's stack before any lock (unwinding may take the
- * loader's lock) and finds its id, adding the stack (and its STACK record)
- * when it is new.  0 when nothing may be recorded.  The hook's own frames,
- * this one included, are skipped by address in stack_capture. */
-static int stack_id(uint32_t *id)
+/* Captures the caller's stack into buf (STACK_CAP() entries) before any
+ * lock (unwinding may take the loader's lock) and finds its id, adding the
+ * stack (and its STACK record) when it is new.  0 when nothing may be
+ * recorded.  Inlined, so that the unwinder walks one frame of the hook's
+ * fewer (the caller's buf is a variable-length array, which would keep
+ * this from being inlined); the hook's own frames are skipped by address
+ * in stack_capture. */
+#define STACK_CAP() (g_frames + SLACK)
+static inline __attribute__((always_inline)) int stack_id(uint64_t *buf, uint32_t *id)
 {
-    unsigned cap = g_frames + SLACK;
-    uint64_t buf[cap];
     struct tm_stack st;
-    stack_capture(buf, cap, &st);
+    stack_capture(buf, STACK_CAP(), &st);
     if (stk_cached(&st, id))
         return 1;
     lock_take();
@@ -1545,8 +1548,9 @@ void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
     int e = errno;
     uint32_t id;
     uint8_t b[EV_MAX];
+    uint64_t buf[STACK_CAP()];
     struct tm_ring *r = ring_room();
-    if (stack_id(&id))
+    if (stack_id(buf, &id))
         record(r, b, tm_wire_put_alloc(b, id, kind, ptr, size));
     errno = e;
 }
@@ -1564,8 +1568,9 @@ void tm_hook_on_realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size)
     int e = errno;
     uint32_t id;
     uint8_t b[EV_MAX];
+    uint64_t buf[STACK_CAP()];
     struct tm_ring *r = ring_room();
-    if (stack_id(&id))
+    if (stack_id(buf, &id))
         record(r, b, tm_wire_put_realloc(b, id, old_ptr, new_ptr, size));
     errno = e;
 }
