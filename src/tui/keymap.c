@@ -39,6 +39,9 @@ const tui_binding tui_bindings[] = {
     {'p', TUI_ACT_PAUSE, "pause"},
     {'o', TUI_ACT_OUTPUT, "out"},
     {'w', TUI_ACT_WRITE, "write"},
+    {'n', TUI_ACT_PROC_NEXT, NULL},
+    {'N', TUI_ACT_PROC_PREV, NULL},
+    {'P', TUI_ACT_PROC_PICK, NULL},
 };
 const size_t tui_nbindings = sizeof tui_bindings / sizeof tui_bindings[0];
 

@@ -53,6 +53,9 @@ enum {
     X(PAUSE, "pause or resume screen updates (tracing goes on)")                                   \
     X(OUTPUT, "show the program's output")                                                         \
     X(WRITE, "write the current view to a file as a report (text and JSON)")                       \
+    X(PROC_NEXT, "--follow-fork: show the next traced process (its own snapshots)")                \
+    X(PROC_PREV, "--follow-fork: show the previous traced process")                                \
+    X(PROC_PICK, "--follow-fork: choose the process to show from a list")                          \
     X(HELP, "this help")                                                                           \
     X(QUIT, "quit: a running program gets SIGTERM, then SIGKILL after 2 s")
 

@@ -22,11 +22,14 @@ set_target_properties(tui_phases PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${TUI_BIN_D
 
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND)
+  # follow: tests/programs/follow_fork.c (built by follow.cmake) under
+  # --follow-fork, switching between its processes, then its recording.
   foreach(t live snapshot_diff filters keys detail help output exit_status signal quit
-            tmtop_signal terminals resize colour write)
+            tmtop_signal terminals resize colour write follow one_process)
     add_test(NAME tui_e2e_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/tui/tui_e2e.py
                      --tmtop $<TARGET_FILE:tmtop> --phases $<TARGET_FILE:tui_phases>
+                     --follow $<TARGET_FILE:follow_fork>
                      --srcdir ${CMAKE_CURRENT_SOURCE_DIR}/programs ${t})
     set_tests_properties(tui_e2e_${t} PROPERTIES LABELS "e2e;tui" SKIP_RETURN_CODE 77
                          TIMEOUT 120)

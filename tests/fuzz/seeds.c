@@ -1,14 +1,61 @@
 /* seeds.c - writes seed streams for the fuzzers into DIR: well-formed traces
  * using every record type, so that mutation starts from deep inside the
  * decoder and the store instead of at the magic bytes.
- * usage: seeds DIR */
+ * With DIR2, also recordings (tracefile.h) of those streams for the
+ * recording loader's fuzzer: one process each, and all four as a parent and
+ * its children, interleaved.
+ * usage: seeds DIR [DIR2] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tracefile.h"
 #include "wire.h"
 
 static uint8_t buf[1 << 20];
+static uint8_t streams[4][1 << 14];
+static size_t stream_len[4];
+
+/* Records the wire records of stream v between byte offsets from and to. */
+static void record(tm_tracefile_writer *w, uint32_t pid, int v, size_t from, size_t to)
+{
+    tm_wire_decoder d;
+    tm_wire_decoder_init(&d);
+    size_t off = 0, used;
+    tm_wire_rec rec;
+    tm_err err = {0};
+    while (off < stream_len[v] &&
+           tm_wire_decode(&d, streams[v] + off, stream_len[v] - off, &used, &rec, &err) == 1) {
+        if (off >= from && off < to)
+            tm_tracefile_record(w, pid, &rec);
+        off += used;
+    }
+}
+
+static void recordings(const char *dir)
+{
+    char path[4096];
+    tm_err err = {0};
+    for (int v = 0; v < 5; v++) {
+        snprintf(path, sizeof path, "%s/rec%d", dir, v);
+        tm_tracefile_writer *w = tm_tracefile_create(path, 64, v == 4, "./prog", &err);
+        if (!w) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+        if (v < 4) {
+            record(w, 100 + (uint32_t)v, v, 0, (size_t)-1);
+        } else {
+            for (int half = 0; half < 2; half++)
+                for (int k = 0; k < 4; k++)
+                    record(w, 100 + (uint32_t)k, k, half ? 200 : 0, half ? (size_t)-1 : 200);
+        }
+        if (tm_tracefile_finish(w, v < 4 ? 100 + (uint32_t)v : 100, 1, v << 8, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            exit(1);
+        }
+    }
+}
 
 static void save(const char *dir, int n, size_t len)
 {
@@ -23,12 +70,13 @@ static void save(const char *dir, int n, size_t len)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2)
+    if (argc != 2 && argc != 3)
         return 2;
     for (int v = 0; v < 4; v++) {
         size_t n = 0;
         n += tm_wire_put_preamble(buf + n);
-        n += tm_wire_put_hello(buf + n, 100, 1, 0x1234, 5, 0, 64, "/bin/prog");
+        n += tm_wire_put_hello(buf + n, 100 + (uint32_t)v, v ? 100 : 1, 0x1234, 5, 0, 64,
+                               "/bin/prog");
         tm_module m;
         memset(&m, 0, sizeof m);
         m.id = 0;
@@ -65,6 +113,10 @@ int main(int argc, char **argv)
             n += tm_wire_put_exec(buf + n, "/bin/other");
         n += tm_wire_put_end(buf + n, v == 3 ? TM_END_EXEC : TM_END_EXIT, 1, 2, 3);
         save(argv[1], v, n);
+        memcpy(streams[v], buf, n);
+        stream_len[v] = n;
     }
+    if (argc == 3)
+        recordings(argv[2]);
     return 0;
 }

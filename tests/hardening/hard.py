@@ -13,8 +13,8 @@ Scenarios:
   crash_abort  tmtop names the signal, keeps what it received, writes the
   crash_kill   report (incomplete when END is missing) and exits 128+N
   untouched    a probe prints what it sees of itself, with and without tmtop
-  badinput     every bad command line: one line on stderr, non-zero exit,
-               nothing left behind
+  badinput     every bad command line and every damaged recording (--load):
+               one line on stderr, non-zero exit, nothing left behind
   inject       connections to the channel from outside never reach the report
   scale        10^6 live blocks over 10^5 distinct stacks, end to end
   valgrind     memcheck on tmtop's report path: 0 errors, 0 bytes lost
@@ -392,6 +392,7 @@ def bad_input(c, work):
     ]
     if os.path.exists(c.exe("hard_static")):
         cases.append(("static binary", ["--report", c.exe("hard_static")]))
+    cases += recording_cases(c, work, probe, link)
     before = sorted(os.listdir(work))
     for what, args in cases:
         env = dict(os.environ, TMPDIR=work)  # temporary files would show up in work
@@ -420,11 +421,68 @@ def bad_input(c, work):
         if c.check(d is not None, "stripped binary: a report"):
             c.check(d["allocations"] > 0, "stripped binary: allocations counted")
             c.check(all("size" in s for s in d["stats"]), "stripped binary: statistics")
-    # No stream or snapshot file loader exists in this version of tmtop: the
-    # command line has no option that reads a file (see tmtop --help).
-    rc, help_out, _ = c.run([c.tmtop, "--help"])
-    c.check(b"--load" not in help_out and b"--replay" not in help_out,
-            "no file loader to test yet (update hard.py when one appears)")
+    # The one file loader (--load): a damaged recording is named with the
+    # byte where it goes wrong, and the exit status is 2.
+    for what, args in cases:
+        if args[0] != "--load" or what.startswith("--load usage"):
+            continue
+        rc, out, err = c.run([c.tmtop] + args, cwd=work, timeout=20)
+        text = err.decode(errors="replace")
+        c.eq(rc, 2, "%s: exit status 2" % what)
+        if what.startswith("--load corrupt"):
+            c.check(re.match(r"^tmtop: %s: .+ at byte \d+\n$" % re.escape(args[1]), text),
+                    "%s: 'tmtop: FILE: what at byte N', got %r" % (what, text))
+
+
+def recording_cases(c, work, probe, link):
+    """Bad recordings for --load and bad destinations for --record, as
+    bad_input cases.  Makes a good recording of the probe in work first."""
+    good = os.path.join(work, "good.rec")
+    rc, out, err = c.run([c.tmtop, "--report", "-o", os.devnull, "--record", good, "--", probe,
+                          "exit", "0"], cwd=work, timeout=20)
+    c.check(rc == 0 and os.path.getsize(good) > 100, "a good recording (rc %s, %r)" % (rc, err))
+    with open(good, "rb") as f:
+        blob = f.read()
+    files = {
+        "empty": b"",
+        "garbage": b"\x00\x01garbage" * 10,
+        "magic only": b"TMTOPREC",
+        "cut in the header": blob[:30],
+        "cut in a chunk": blob[:len(blob) // 2],
+        "cut before the end mark": blob[:len(blob) - 25],
+        "one byte short": blob[:-1],
+        "bytes after the end": blob + b"\n",
+        "another version": blob[:8] + b"\x02\x00" + blob[10:],
+        "a stream of garbage": blob[:len(blob) // 2] + b"\xff" * (len(blob) // 2),
+    }
+    cases = []
+    for name, data in files.items():
+        path = os.path.join(work, "bad-" + name.replace(" ", "-") + ".rec")
+        with open(path, "wb") as f:
+            f.write(data)
+        cases.append(("--load corrupt: " + name, ["--load", path, "--report"]))
+        cases.append(("--load corrupt -o: " + name,
+                      ["--load", path, "--report", "--json", "-o", os.path.join(work, "r.json")]))
+    # through a symlink to a damaged file: read, refused the same way
+    slink = os.path.join(work, "link-to-cut.rec")
+    os.symlink(os.path.join(work, "bad-cut-in-a-chunk.rec"), slink)
+    cases.append(("--load corrupt: through a symlink", ["--load", slink, "--report"]))
+    cases += [
+        ("--load a directory", ["--load", work, "--report"]),
+        ("--load a missing file", ["--load", os.path.join(work, "nothing.rec"), "--report"]),
+        ("--load /dev/null", ["--load", "/dev/null", "--report"]),
+        ("--load usage: with a program", ["--load", good, "--report", probe]),
+        ("--load usage: with --record", ["--load", good, "--record",
+                                         os.path.join(work, "x.rec"), "--report"]),
+        ("--load usage: with --frames", ["--load", good, "--frames", "3", "--report"]),
+        ("--record over a symlink", ["--report", "--record", link, probe]),
+        ("--record into a missing dir", ["--report", "--record",
+                                         os.path.join(work, "nodir", "r.rec"), probe]),
+        ("--record a directory", ["--report", "--record", work, probe]),
+        ("--record missing program", ["--report", "--record", os.path.join(work, "r.rec"),
+                                      os.path.join(work, "no-such-program")]),
+    ]
+    return cases
 
 
 # ---- 9. security -----------------------------------------------------------------------

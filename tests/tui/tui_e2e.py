@@ -76,7 +76,8 @@ class Session:
 
     count = 0
 
-    def __init__(self, ctx, cols=COLS, rows=ROWS, env=None, args=(), expect_target=True):
+    def __init__(self, ctx, cols=COLS, rows=ROWS, env=None, args=(), expect_target=True,
+                 command=None):
         Session.count += 1
         self.ctx = ctx
         self.sock = "tmtop-tui-%d-%d" % (os.getpid(), Session.count)
@@ -94,7 +95,9 @@ class Session:
         }
         environ.update(env or {})
         exports = " ".join("%s=%s" % (k, shq(v)) for k, v in environ.items())
-        tm = " ".join(shq(a) for a in [ctx.tmtop, *args, ctx.phases, self.fifo])
+        # command: another program than tui_phases (its FIFO is not used)
+        target = list(command) if command is not None else [ctx.phases, self.fifo]
+        tm = " ".join(shq(a) for a in [ctx.tmtop, *args, *target])
         # the shell stays after tmtop, so its exit status and whatever it
         # left on the terminal can be read
         script = 'cd %s && env %s %s; echo "[tmtop exit $?]"; exec sleep 600' % (
@@ -106,6 +109,9 @@ class Session:
             "new-session", "-d", "-s", "t", "-x", str(cols), "-y", str(rows), "sh -c %s" % shq(script)
         )
         self.started = time.monotonic()
+        if command is not None:
+            self.wait_text("?:help")
+            return
         if not expect_target:
             return
         # the FIFO opens once the target has opened its end
@@ -739,7 +745,139 @@ def test_write(c):
         s.close()
 
 
+def follow_sites(c):
+    """{marker: "follow_fork.c:LINE function"} of tests/programs/follow_fork.c."""
+    sites = {}
+    with open(os.path.join(os.path.dirname(c.src), "follow_fork.c"), encoding="utf-8") as f:
+        func = None
+        for n, text in enumerate(f, 1):
+            m = re.match(r"^(?:static )?\w+ \*?(\w+)\(", text)
+            if m:
+                func = m.group(1)
+            for name in MARKER.findall(text):
+                sites[name] = "follow_fork.c:%d %s" % (n, func)
+    return sites
+
+
+def title(screen):
+    return screen.splitlines()[0] if screen else ""
+
+
+def test_follow(c):
+    """--follow-fork in the live view: the title names the process shown and
+    how many are traced; n and N switch between the target, its child and
+    the grandchild, each with its exact bytes and blocks, P lists them all to
+    choose from; snapshots stay with their process; the recording made at the same time loads into the same
+    view (--load), where p says nothing runs."""
+    if not c.follow:
+        print("SKIP: no --follow program given")
+        return
+    sites = follow_sites(c)
+    rec = os.path.join(c.tmp, "follow.rec")
+    s = Session(c, args=["--follow-fork", "--record", rec], command=[c.follow])
+    try:
+        # the target first, whatever order the streams arrived in
+        s.wait(lambda sc: re.search(r"^ tmtop pid \d+  exited with status 0 .*process 1/3 n:next",
+                                    title(sc)) is not None, "the target's title, 3 processes")
+        s.wait_row(sites["parent_before"], size="333 B", count=3, average="111 B")
+        s.wait_row(sites["parent_after"], size="444 B", count=2, average="222 B")
+        parent = re.search(r"pid (\d+)", title(s.capture())).group(1)
+        s.keys("s")
+        s.wait_text("snaps:1")
+        # n: the child, then the grandchild (each after its parent)
+        s.keys("n")
+        screen = s.wait(lambda sc: "process 2/3" in title(sc), "n shows process 2")
+        m = re.search(r"pid (\d+) child of (\d+)  exited ", title(screen))
+        c.check(m is not None and m.group(2) == parent,
+                "the child's title names its parent %s: %r" % (parent, title(screen)))
+        child = m.group(1) if m else None
+        s.wait_row(sites["child"], size="1332 B", count=4, average="333 B")
+        screen = s.capture()
+        c.check(re.search(r"traced 1332 B\s+peak 1332 B\s+blocks 4\b", screen) is not None,
+                "the child's totals: %r" % screen.splitlines()[1])
+        c.check(s.row(screen, sites["parent_before"]) is None, "no parent site in the child")
+        c.check("snaps:0" in screen, "snapshots belong to their process")
+        s.keys("n")
+        screen = s.wait(lambda sc: "process 3/3" in title(sc), "n shows process 3")
+        c.check(child is not None and ("child of %s" % child) in title(screen),
+                "the grandchild's parent is the child: %r" % title(screen))
+        s.wait_row(sites["grandchild"], size="1776 B", count=4, average="444 B")
+        # n wraps around to the target, N goes back
+        s.keys("n")
+        s.wait(lambda sc: "process 1/3" in title(sc), "n wraps to the target")
+        s.wait_text("snaps:1")
+        s.wait_row(sites["parent_after"], size="444 B", count=2)
+        s.keys("N")
+        s.wait(lambda sc: "process 3/3" in title(sc), "N goes back to the grandchild")
+        s.keys("N")
+        s.wait(lambda sc: "process 2/3" in title(sc), "N: the child")
+        s.wait_row(sites["child"], size="1332 B", count=4)
+        # P: the list of processes, each with its pid, parent, state and
+        # traced memory; Enter shows the chosen one
+        s.keys("P")
+        screen = s.wait_text("Processes: 3 traced")
+        rows = [l for l in screen.splitlines() if re.match(r"^[ *]\s+\d+\s+\d+\s+\S", l)]
+        c.check(len(rows) == 3, "three processes in the list: %r" % rows)
+        c.check(any(re.search(r"^\*\s+%s\s+%s\s+exited\s+1332 B\s+4\s" % (child, parent), l)
+                    for l in rows), "the child's row, marked shown: %r" % rows)
+        c.check(any(re.search(r"\s%s\s+exited\s+1776 B\s+4\s" % child, l) for l in rows),
+                "the grandchild's row: %r" % rows)
+        s.keys("End", "Enter")
+        s.wait(lambda sc: "process 3/3" in title(sc), "Enter in the list shows the grandchild")
+        s.wait_gone("Processes: 3 traced")
+        s.wait_row(sites["grandchild"], size="1776 B", count=4, average="444 B")
+        s.keys("P", "Home", "Enter")
+        s.wait(lambda sc: "process 1/3" in title(sc), "Home Enter: the target")
+        s.keys("P", "Escape")
+        s.wait_gone("Processes: 3 traced")
+        c.check("process 1/3" in title(s.capture()), "Esc closes the list, the target stays")
+        # the keys are in the help
+        s.keys("?")
+        screen = s.wait_text("show the next traced process")
+        c.check(re.search(r"^\s*n\s+--follow-fork: show the next", screen, re.M) is not None,
+                "help lists n")
+        s.keys("Escape")
+        s.keys("q")
+        rc, screen = s.exit_status()
+        c.check(rc == 0, "exit status of the program: %r" % rc)
+        c.check("recorded to %s" % rec in screen, "the recording is named on exit")
+    finally:
+        s.close()
+    # the recording, in the live view
+    s = Session(c, args=["--load", rec], command=[])
+    try:
+        s.wait(lambda sc: re.search(r"pid %s .*\(recording\).*process 1/3" % parent, title(sc))
+               is not None, "the recording's target")
+        s.wait_row(sites["parent_before"], size="333 B", count=3, average="111 B")
+        s.keys("n")
+        s.wait(lambda sc: "process 2/3" in title(sc), "n in a recording")
+        s.wait_row(sites["child"], size="1332 B", count=4, average="333 B")
+        s.keys("p")
+        s.wait_text("a recording: nothing runs")
+        s.keys("q")
+        rc, screen = s.exit_status()
+        c.check(rc == 0, "--load's view exits 0: %r" % rc)
+    finally:
+        s.close()
+
+
+def test_one_process(c):
+    """Without --follow-fork, n says how to get more processes."""
+    s = Session(c)
+    try:
+        s.send("alloc a 1 100")
+        s.wait_row(c.site("a"), count=1)
+        s.keys("n")
+        s.wait_text("run with --follow-fork")
+        s.keys("q")
+        s.exit_status()
+    finally:
+        s.close()
+
+
 TESTS = {
+    "follow": test_follow,
+    "one_process": test_one_process,
     "live": test_live,
     "snapshot_diff": test_snapshot_diff,
     "filters": test_filters,
@@ -763,6 +901,7 @@ def main():
     ap.add_argument("--tmtop")
     ap.add_argument("--phases")
     ap.add_argument("--srcdir")
+    ap.add_argument("--follow", help="tests/programs/follow_fork.c built (for 'follow')")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -781,6 +920,7 @@ def main():
         if n not in TESTS:
             ap.error("unknown test %s (see --list)" % n)
     c = Ctx(opts)
+    c.follow = os.path.realpath(opts.follow) if opts.follow else None
     try:
         for n in names:
             print("== %s" % n, flush=True)
