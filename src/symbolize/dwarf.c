@@ -1,7 +1,18 @@
-/* dwarf.c - reads one object's DWARF with libdwarf 20210528 into flat sorted
- * arrays: line rows, function scopes (out-of-line and inlined) and disjoint
- * address segments naming the innermost scope.  Everything is read eagerly,
- * then libdwarf is closed: a lookup is two binary searches.
+/* dwarf.c - reads one object's DWARF into flat sorted arrays: line rows,
+ * function scopes (out-of-line and inlined) and disjoint address segments
+ * naming the innermost scope.  Everything is read eagerly: a lookup is two
+ * binary searches.
+ *
+ * Two readers give the same tables (test_symbolize_dies checks it on the
+ * fixtures and glibc).  own_load reads the sections itself: units and DIEs
+ * with dies.c, line programs and their file tables here; it costs a third
+ * of the libdwarf reading (callgrind: glibc 1,302 M -> 482 M instructions,
+ * a large -O2 program 1,047 M -> 284 M), mostly because libdwarf allocated
+ * every DIE and parsed every attribute of every DIE it skipped.  Whatever
+ * own_load does not handle (type or split units, DW_LNE_define_file,
+ * unknown forms, anything inconsistent) sends the whole load to lib_load,
+ * the libdwarf 20210528 reader, which still walks with dies.c the units dies.c
+ * can read.
  *
  * libdwarf rules followed throughout (RESEARCH.md §1.10): every call gets an
  * error pointer (without one libdwarf aborts the process), every returned
@@ -20,9 +31,10 @@
 #define MAX_NEST 128
 #define MAX_REF_DEPTH 8
 
-typedef struct pc_range {
-    uint64_t lo, hi;
-} pc_range;
+typedef sym_range pc_range;
+
+int sym_dwarf_use_own_dies = 1;
+unsigned long sym_dwarf_units_own, sym_dwarf_units_libdwarf;
 
 typedef struct range {
     uint64_t lo, hi;
@@ -74,6 +86,10 @@ typedef struct dw {
     Dwarf_Half cur_tag; /* tag of the scope DIE being named (die_name) */
     pc_range *tmp;      /* ranges of the DIE being read */
     size_t tmp_cap;
+    sym_cu own; /* the unit as dies.c reads it */
+    const sym_secs *secs;
+    int own_files;        /* file names from the line table header (no libdwarf) */
+    const char *comp_dir; /* the unit's DW_AT_comp_dir, for own_files */
 } dw;
 
 static void dw_fail(dw *c, Dwarf_Error *err)
@@ -598,6 +614,197 @@ static void walk_children(dw *c, Dwarf_Die parent, int32_t scope, uint32_t depth
         dw_fail(c, &err);
 }
 
+/* ---- the same walk over dies.c's DIEs -------------------------------------
+ * Mirrors die_name, visit and walk_children step by step, on DIEs read
+ * straight from the section.  Each returns -1 when dies.c gives up on
+ * something; the caller then walks the whole unit with libdwarf again. */
+
+static int own_name(dw *c, const sym_die *d, int depth, int *is_linkage, const char **out);
+
+static int own_ref_name(dw *c, uint64_t off, int depth, int *is_linkage, const char **out)
+{
+    name_slot *hit = name_find(c, off);
+    if (hit) {
+        *is_linkage = hit->is_linkage;
+        *out = hit->name;
+        return 0;
+    }
+    sym_die t;
+    if (sym_die_at(&c->own, off, &t) < 0 || own_name(c, &t, depth + 1, is_linkage, out) < 0)
+        return -1;
+    name_put(c, off, *out, *is_linkage);
+    return 0;
+}
+
+static int own_name(dw *c, const sym_die *d, int depth, int *is_linkage, const char **out)
+{
+    *is_linkage = 0;
+    *out = NULL;
+    if (depth == 0 && c->cur_tag == DW_TAG_inlined_subroutine && (d->has & SYM_DIE_ORIGIN))
+        return own_ref_name(c, d->origin, depth, is_linkage, out);
+    const char *s = (d->has & SYM_DIE_LINKAGE)        ? d->linkage
+                    : (d->has & SYM_DIE_MIPS_LINKAGE) ? d->mips_linkage
+                                                      : NULL;
+    if (s) {
+        *is_linkage = 1;
+        *out = sym_intern_str(c->in, s);
+        return 0;
+    }
+    const char *name = NULL;
+    if (d->has & SYM_DIE_NAME) {
+        name = sym_intern_str(c->in, d->name);
+        if (!name)
+            c->oom = 1;
+    }
+    *out = name;
+    if (depth >= MAX_REF_DEPTH)
+        return 0;
+    const uint64_t refs[2] = {d->has & SYM_DIE_ORIGIN ? d->origin : 0,
+                              d->has & SYM_DIE_SPEC ? d->spec : 0};
+    for (int i = 0; i < 2; i++) {
+        if (!refs[i])
+            continue;
+        int link = 0;
+        const char *n;
+        if (own_ref_name(c, refs[i], depth, &link, &n) < 0)
+            return -1;
+        if (n && link) {
+            *is_linkage = 1;
+            *out = n;
+            return 0;
+        }
+        if (!*out)
+            *out = n;
+    }
+    return 0;
+}
+
+static int own_children(dw *c, const sym_die *parent, const unsigned char **p, int32_t scope,
+                        uint32_t depth, int nest, int in_func);
+
+/* Visits d; leaves *p past its subtree. */
+static int own_visit(dw *c, const sym_die *d, const unsigned char **p, int32_t scope,
+                     uint32_t depth, int nest, int in_func)
+{
+    switch (d->tag) {
+    case DW_TAG_subprogram:
+    case DW_TAG_inlined_subroutine:
+    case DW_TAG_entry_point: {
+        int oom = 0;
+        int n = sym_die_ranges(&c->own, d, c->cu_base, &c->tmp, &c->tmp_cap, &oom);
+        if (n < 0)
+            return -1;
+        if (oom) {
+            c->oom = 1;
+            return 0;
+        }
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            pc_range r = c->tmp[i];
+            if (r.lo >= r.hi || r.lo == 0 || r.lo >= ~1ull)
+                continue;
+            c->tmp[kept++] = r;
+        }
+        if (!kept) {
+            if (d->tag == DW_TAG_subprogram)
+                return own_children(c, d, p, scope, depth, nest + 1, 1);
+            return sym_die_skip_children(&c->own, d, p);
+        }
+        if (c->nscopes >= INT32_MAX ||
+            sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
+            sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
+                     sizeof *c->ranges) < 0) {
+            c->oom = 1;
+            return 0;
+        }
+        int link;
+        const char *name;
+        c->cur_tag = (Dwarf_Half)d->tag;
+        if (own_name(c, d, 0, &link, &name) < 0)
+            return -1;
+        sym_scope *sc = &c->scopes[c->nscopes];
+        sc->name = name;
+        sc->call_file = NULL;
+        sc->call_line = 0;
+        sc->entry = c->tmp[0].lo;
+        sc->parent = d->tag == DW_TAG_inlined_subroutine ? scope : -1;
+        sc->flags = sc->parent < 0 && !link && !c->cu_is_c ? SYM_SCOPE_NAME_FROM_SYMTAB : 0;
+        if (d->tag == DW_TAG_inlined_subroutine) {
+            if (d->has & SYM_DIE_CALL_FILE)
+                sc->call_file = file_name(c, d->call_file);
+            if (d->has & SYM_DIE_CALL_LINE)
+                sc->call_line = d->call_line > UINT32_MAX ? 0 : (uint32_t)d->call_line;
+        }
+        uint32_t id = (uint32_t)c->nscopes++;
+        for (int i = 0; i < kept; i++) {
+            range *r = &c->ranges[c->nranges];
+            r->lo = c->tmp[i].lo;
+            r->hi = c->tmp[i].hi;
+            r->scope = id;
+            r->depth = depth;
+            r->order = (uint32_t)c->nranges;
+            c->nranges++;
+        }
+        return own_children(c, d, p, (int32_t)id, depth + 1, nest + 1, 1);
+    }
+    case DW_TAG_lexical_block:
+    case DW_TAG_try_block:
+    case DW_TAG_catch_block:
+    case DW_TAG_namespace:
+    case DW_TAG_module:
+        return own_children(c, d, p, scope, depth, nest + 1, in_func);
+    case DW_TAG_structure_type:
+    case DW_TAG_class_type:
+    case DW_TAG_union_type:
+        if (in_func)
+            return own_children(c, d, p, scope, depth, nest + 1, in_func);
+        return sym_die_skip_children(&c->own, d, p);
+    default:
+        return sym_die_skip_children(&c->own, d, p);
+    }
+}
+
+/* walk_children: visits parent's children; *p is parent's first byte after
+ * its attributes on entry, past its subtree on return. */
+static int own_children(dw *c, const sym_die *parent, const unsigned char **p, int32_t scope,
+                        uint32_t depth, int nest, int in_func)
+{
+    *p = parent->next;
+    if (!parent->children)
+        return 0;
+    if (nest > MAX_NEST || c->oom)
+        return sym_die_skip_children(&c->own, parent, p);
+    for (;;) {
+        sym_die d;
+        int r = sym_die_read(&c->own, p, &d, SYM_DIE_WALK);
+        if (r <= 0)
+            return r;
+        if (own_visit(c, &d, p, scope, depth, nest, in_func) < 0)
+            return -1;
+        if (c->oom)
+            return 0;
+    }
+}
+
+/* Walks the unit at .debug_info offset off as walk_children(cu) would.
+ * Returns 0, or -1 with the unit's scopes and ranges taken back. */
+static int own_walk_unit(dw *c, const sym_secs *secs, uint64_t off)
+{
+    if (!sym_dwarf_use_own_dies || sym_cu_open(&c->own, secs, off) < 0 ||
+        c->own.version != c->version)
+        return -1;
+    size_t nscopes = c->nscopes, nranges = c->nranges;
+    const unsigned char *p = c->own.dies;
+    sym_die top;
+    if (sym_die_read(&c->own, &p, &top, SYM_DIE_ALL) != 1 ||
+        own_children(c, &top, &p, -1, 0, 0, 0) < 0) {
+        c->nscopes = nscopes;
+        c->nranges = nranges;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- line tables --------------------------------------------------------- */
 
 static void free_srcfiles(dw *c, char **files, Dwarf_Signed n)
@@ -651,7 +858,8 @@ static int add_row(dw *c, size_t *seq_start, uint64_t addr, const char *file, ui
     if (last && last->addr == addr) {
         r = last;
     } else {
-        if (sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
+        if (c->nrows >= c->rows_cap &&
+            sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
             c->oom = 1;
             return -1;
         }
@@ -762,47 +970,259 @@ static int stmt_list(dw *c, Dwarf_Die cu, uint64_t *off)
     return rc == DW_DLV_OK;
 }
 
-/* The raw (decompressed) .debug_line of the ELF file in fd, for
- * decode_lines.  Returns the Elf handle that owns the bytes (elf_end it), or
- * NULL when there is none usable. */
-static Elf *raw_line_section(int fd, const unsigned char **data, size_t *size)
-{
-    Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-    GElf_Ehdr eh;
-    size_t shstr;
-    if (!e || !gelf_getehdr(e, &eh) || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
-        __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ || elf_getshdrstrndx(e, &shstr) != 0) {
-        if (e)
-            elf_end(e);
-        return NULL;
-    }
-    Elf_Scn *scn = NULL;
-    GElf_Shdr sh;
-    while ((scn = elf_nextscn(e, scn)) != NULL) {
-        const char *n;
-        if (!gelf_getshdr(scn, &sh) || !(n = elf_strptr(e, shstr, sh.sh_name)) ||
-            strcmp(n, ".debug_line") != 0)
-            continue;
-        if (sh.sh_type == SHT_NOBITS ||
-            ((sh.sh_flags & SHF_COMPRESSED) && elf_compress(scn, 0, 0) < 0))
-            break;
-        Elf_Data *d = elf_getdata(scn, NULL);
-        if (!d || !d->d_buf || !d->d_size)
-            break;
-        *data = d->d_buf;
-        *size = d->d_size;
-        return e;
-    }
-    elf_end(e);
-    return NULL;
-}
-
 /* Runs the CU's line program.  Returns 0 (rows appended), or -1 with
  * nothing appended: the caller then asks libdwarf. */
+static int decode_lines_at(dw *c, uint64_t off);
+
 static int decode_lines(dw *c, Dwarf_Die cu)
 {
     uint64_t off;
-    if (!c->line_sec || !stmt_list(c, cu, &off) || off >= c->line_size)
+    if (!c->line_sec || !stmt_list(c, cu, &off))
+        return -1;
+    return decode_lines_at(c, off);
+}
+
+/* ---- file names, as dwarf_srcfiles composes them ----------------------------
+ * For the path without libdwarf: the line table header's directories and
+ * files, each name joined to its directory and the unit's DW_AT_comp_dir as
+ * libdwarf 20210528 joins them (test_symbolize_dies checks every name
+ * against it).  An absolute name stands alone; a relative one goes under
+ * its directory (DWARF 5: entry dir of the list, 0 included; before: entry
+ * dir - 1, 0 meaning none), and a relative directory under comp_dir. */
+
+static int is_abs(const char *p)
+{
+    return p[0] == '/';
+}
+
+/* a + "/" + b into buf (no separator doubled).  Returns 0, or -1 if too long. */
+static int path_join(char *buf, size_t max, const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int sep = la > 0 && a[la - 1] != '/';
+    if (la + (size_t)sep + lb + 1 > max)
+        return -1;
+    memmove(buf, a, la);
+    if (sep)
+        buf[la] = '/';
+    memcpy(buf + la + (size_t)sep, b, lb + 1);
+    return 0;
+}
+
+/* One string of a DWARF 5 directory or file entry. */
+static int lp_string(dw *c, lp_cursor *r, uint64_t form, size_t offsz, const char **out)
+{
+    const sym_sec *sec = NULL;
+    uint64_t off = 0;
+    switch (form) {
+    case DW_FORM_string: {
+        const unsigned char *z = memchr(r->p, 0, (size_t)(r->end - r->p));
+        if (!z)
+            return -1;
+        *out = (const char *)r->p;
+        r->p = z + 1;
+        return 0;
+    }
+    case DW_FORM_line_strp:
+        sec = &c->secs->line_str;
+        off = lp_fixed(r, offsz);
+        break;
+    case DW_FORM_strp:
+        sec = &c->secs->str;
+        off = lp_fixed(r, offsz);
+        break;
+    default:
+        return -1;
+    }
+    if (r->bad || !sec->p || off >= sec->n || !memchr(sec->p + off, 0, sec->n - off))
+        return -1;
+    *out = (const char *)sec->p + off;
+    return 0;
+}
+
+/* Skips a DWARF 5 entry field of a form that is not a string; -1 if unknown. */
+static int lp_skip_form(lp_cursor *r, uint64_t form, uint64_t *val)
+{
+    *val = 0;
+    switch (form) {
+    case DW_FORM_udata:
+        *val = lp_uleb(r);
+        return 0;
+    case DW_FORM_data1:
+    case DW_FORM_data2:
+    case DW_FORM_data4:
+    case DW_FORM_data8:
+        *val = lp_fixed(r, form == DW_FORM_data1   ? 1
+                           : form == DW_FORM_data2 ? 2
+                           : form == DW_FORM_data4 ? 4
+                                                   : 8);
+        return 0;
+    case DW_FORM_data16:
+        lp_fixed(r, 8);
+        lp_fixed(r, 8);
+        return 0;
+    case DW_FORM_block: {
+        uint64_t n = lp_uleb(r);
+        if (n > (uint64_t)(r->end - r->p))
+            return -1;
+        r->p += n;
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+/* The names of the header's file table, from r (just past the standard
+ * opcode lengths) to prog, into c->files.  Returns 0 or -1. */
+static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
+{
+    const char *dirs_fixed[1];
+    const char **dirs = dirs_fixed;
+    size_t ndirs = 0, dcap = 0;
+    const char **dyn = NULL;
+    size_t nfiles = 0;
+    char buf[4096];
+    int rc = -1;
+#define PUSH_DIR(s)                                                                                \
+    do {                                                                                           \
+        if (sym_grow((void **)&dyn, &dcap, ndirs + 1, sizeof *dyn) < 0)                            \
+            goto out;                                                                              \
+        dyn[ndirs++] = (s);                                                                        \
+        dirs = dyn;                                                                                \
+    } while (0)
+    if (version >= 5) {
+        uint64_t fmt[2][16][2];
+        unsigned nfmt[2];
+        const char *path = NULL;
+        for (int t = 0; t < 2; t++) {
+            nfmt[t] = (unsigned)lp_fixed(r, 1);
+            if (nfmt[t] > 16)
+                goto out;
+            for (unsigned k = 0; k < nfmt[t]; k++) {
+                fmt[t][k][0] = lp_uleb(r);
+                fmt[t][k][1] = lp_uleb(r);
+            }
+            uint64_t count = lp_uleb(r);
+            if (r->bad || count > (uint64_t)(r->end - r->p))
+                goto out;
+            for (uint64_t e = 0; e < count; e++) {
+                uint64_t dir = 0;
+                path = NULL;
+                for (unsigned k = 0; k < nfmt[t]; k++) {
+                    uint64_t v = 0;
+                    if (fmt[t][k][0] == DW_LNCT_path) {
+                        if (lp_string(c, r, fmt[t][k][1], offsz, &path) < 0)
+                            goto out;
+                    } else if (lp_skip_form(r, fmt[t][k][1], &v) < 0) {
+                        goto out;
+                    } else if (fmt[t][k][0] == DW_LNCT_directory_index) {
+                        dir = v;
+                    }
+                    if (r->bad)
+                        goto out;
+                }
+                if (!path)
+                    goto out;
+                if (t == 0) {
+                    PUSH_DIR(path);
+                    continue;
+                }
+                if (!is_abs(path)) {
+                    if (dir >= ndirs)
+                        goto out;
+                    const char *inc = dirs[dir];
+                    if (is_abs(inc) || !c->comp_dir) {
+                        if (path_join(buf, sizeof buf, inc, path) < 0)
+                            goto out;
+                    } else {
+                        char tmp[4096];
+                        if (path_join(tmp, sizeof tmp, c->comp_dir, inc) < 0 ||
+                            path_join(buf, sizeof buf, tmp, path) < 0)
+                            goto out;
+                    }
+                    path = buf;
+                }
+                if (sym_grow((void **)c->files_buf, c->files_cap, nfiles + 1,
+                             sizeof **c->files_buf) < 0)
+                    goto out;
+                const char *in = sym_intern_str(c->in, path);
+                if (!in)
+                    goto out;
+                (*c->files_buf)[nfiles++] = in;
+            }
+        }
+    } else {
+        for (;;) {
+            const char *d = (const char *)r->p;
+            const unsigned char *z = memchr(r->p, 0, (size_t)(r->end - r->p));
+            if (!z)
+                goto out;
+            r->p = z + 1;
+            if (!*d)
+                break;
+            PUSH_DIR(d);
+        }
+        for (;;) {
+            const char *path = (const char *)r->p;
+            const unsigned char *z = memchr(r->p, 0, (size_t)(r->end - r->p));
+            if (!z)
+                goto out;
+            r->p = z + 1;
+            if (!*path)
+                break;
+            uint64_t dir = lp_uleb(r);
+            lp_uleb(r);
+            lp_uleb(r);
+            if (r->bad)
+                goto out;
+            if (!is_abs(path)) {
+                const char *inc = NULL;
+                if (dir > 0) {
+                    if (dir > ndirs)
+                        goto out;
+                    inc = dirs[dir - 1];
+                }
+                if (inc && (is_abs(inc) || !c->comp_dir)) {
+                    if (path_join(buf, sizeof buf, inc, path) < 0)
+                        goto out;
+                    path = buf;
+                } else if (inc) {
+                    char tmp[4096];
+                    if (path_join(tmp, sizeof tmp, c->comp_dir, inc) < 0 ||
+                        path_join(buf, sizeof buf, tmp, path) < 0)
+                        goto out;
+                    path = buf;
+                } else if (c->comp_dir) {
+                    if (path_join(buf, sizeof buf, c->comp_dir, path) < 0)
+                        goto out;
+                    path = buf;
+                }
+            }
+            if (sym_grow((void **)c->files_buf, c->files_cap, nfiles + 1, sizeof **c->files_buf) <
+                0)
+                goto out;
+            const char *in = sym_intern_str(c->in, path);
+            if (!in)
+                goto out;
+            (*c->files_buf)[nfiles++] = in;
+        }
+    }
+#undef PUSH_DIR
+    c->files = *c->files_buf;
+    c->nfiles = nfiles;
+    rc = 0;
+out:
+    free(dyn);
+    return rc;
+}
+
+/* Runs the line program at .debug_line offset off (with its file table
+ * read here when c->own_files is set).  Returns 0 (rows appended), or -1
+ * with nothing appended. */
+static int decode_lines_at(dw *c, uint64_t off)
+{
+    if (!c->line_sec || off >= c->line_size)
         return -1;
     lp_cursor r = {c->line_sec + off, c->line_sec + c->line_size, 0};
     uint64_t unit_len = lp_fixed(&r, 4);
@@ -840,19 +1260,29 @@ static int decode_lines(dw *c, Dwarf_Die cu)
     memset(std_len, 0, sizeof std_len);
     for (unsigned k = 1; k < opcode_base; k++)
         std_len[k] = r.p[k - 1];
+    if (c->own_files) {
+        lp_cursor h = {r.p + opcode_base - 1, prog, 0};
+        if (own_file_table(c, &h, version, offsz) < 0)
+            return -1;
+    }
     r.p = prog;
     c->file_base = version >= 5 ? 0 : 1;
 
     size_t first = c->nrows, seq_start = c->nrows;
     uint64_t addr = 0, file = 1, line = 1;
     int fail = 0;
+    /* the name of the current file, looked up at the first row after the
+     * file changes rather than for each row (5% of a large program's load) */
+    const char *fname = NULL;
+    int fname_ok = 0;
+#define FNAME() (fname_ok ? fname : (fname_ok = 1, fname = file_name(c, file)))
     while (r.p < r.end && !r.bad && !fail && !c->oom) {
         unsigned op = *r.p++;
         if (op >= opcode_base) {
             unsigned adj = op - opcode_base;
             addr += (uint64_t)(adj / line_range) * min_inst;
             line += (uint64_t)(int64_t)(line_base + (int)(adj % line_range));
-            fail = add_row(c, &seq_start, addr, file_name(c, file), line, 0) < 0;
+            fail = add_row(c, &seq_start, addr, FNAME(), line, 0) < 0;
             continue;
         }
         switch (op) {
@@ -865,10 +1295,11 @@ static int decode_lines(dw *c, Dwarf_Die cu)
             const unsigned char *next = r.p + len;
             unsigned sub = *r.p++;
             if (sub == DW_LNE_end_sequence) {
-                fail = add_row(c, &seq_start, addr, file_name(c, file), line, 1) < 0;
+                fail = add_row(c, &seq_start, addr, FNAME(), line, 1) < 0;
                 addr = 0;
                 file = 1;
                 line = 1;
+                fname_ok = 0;
             } else if (sub == DW_LNE_set_address) {
                 if (len - 1 != addr_size && version >= 5) {
                     fail = 1;
@@ -884,7 +1315,7 @@ static int decode_lines(dw *c, Dwarf_Die cu)
             break;
         }
         case DW_LNS_copy:
-            fail = add_row(c, &seq_start, addr, file_name(c, file), line, 0) < 0;
+            fail = add_row(c, &seq_start, addr, FNAME(), line, 0) < 0;
             break;
         case DW_LNS_advance_pc:
             addr += lp_uleb(&r) * min_inst;
@@ -894,6 +1325,7 @@ static int decode_lines(dw *c, Dwarf_Die cu)
             break;
         case DW_LNS_set_file:
             file = lp_uleb(&r);
+            fname_ok = 0;
             break;
         case DW_LNS_const_add_pc:
             addr += (uint64_t)((255 - opcode_base) / line_range) * min_inst;
@@ -907,6 +1339,7 @@ static int decode_lines(dw *c, Dwarf_Die cu)
             break;
         }
     }
+#undef FNAME
     if (r.bad || fail) {
         c->nrows = first;
         return -1;
@@ -1023,6 +1456,52 @@ static int range_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : x->order > y->order;
 }
 
+/* Natural merge sort of the scope ranges by range_cmp (a total order): they
+ * come in DIE order, functions mostly in address order with their inlined
+ * calls after them, so the runs are long and this does a fraction of
+ * qsort's work (qsort was 12% of a large program's load).  Returns 0, or -1
+ * when out of memory (nothing sorted). */
+static int sort_ranges(range *v, size_t n)
+{
+    size_t nruns = 0;
+    for (size_t i = 1; i < n; i++)
+        nruns += range_cmp(&v[i], &v[i - 1]) < 0;
+    if (n < 2 || nruns == 0)
+        return 0;
+    range *tmp = malloc(n * sizeof *tmp);
+    if (!tmp)
+        return -1;
+    range *src = v, *dst = tmp;
+    while (nruns > 0) {
+        size_t lo = 0;
+        nruns = 0;
+        while (lo < n) {
+            size_t mid = lo + 1;
+            while (mid < n && range_cmp(&src[mid], &src[mid - 1]) >= 0)
+                mid++;
+            size_t hi = mid < n ? mid + 1 : n;
+            while (hi < n && range_cmp(&src[hi], &src[hi - 1]) >= 0)
+                hi++;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi)
+                dst[k++] = range_cmp(&src[b], &src[a]) < 0 ? src[b++] : src[a++];
+            while (a < mid)
+                dst[k++] = src[a++];
+            while (b < hi)
+                dst[k++] = src[b++];
+            nruns += hi < n;
+            lo = hi;
+        }
+        range *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != v)
+        memcpy(v, src, n * sizeof *v);
+    free(tmp);
+    return 0;
+}
+
 typedef struct open_range {
     uint64_t lo, hi;
     uint32_t scope;
@@ -1048,7 +1527,10 @@ static int emit(sym_obj *o, size_t *cap, uint64_t lo, uint64_t hi, uint32_t scop
  * enclosing it (not properly nested: corrupt or folded code) is clipped. */
 static int flatten(dw *c, sym_obj *o)
 {
-    qsort(c->ranges, c->nranges, sizeof *c->ranges, range_cmp);
+    /* no ranges: ranges is NULL, which qsort must not be given (a share of
+     * a split load without functions; UBSan stopped such children) */
+    if (c->nranges && sort_ranges(c->ranges, c->nranges) < 0)
+        qsort(c->ranges, c->nranges, sizeof *c->ranges, range_cmp);
     open_range *stack = NULL;
     size_t sp = 0, scap = 0, segcap = 0;
     uint64_t cur = 0;
@@ -1112,8 +1594,142 @@ static Dwarf_Unsigned cu_extent(dw *c)
     }
 }
 
+/* Sorts and flattens c's tables into o (or frees them when memory ran out).
+ * Returns 0, or -1 when out of memory. */
+static int finish_tables(dw *c, sym_obj *o)
+{
+    if (!c->oom) {
+        if (sort_rows(c->rows, c->nrows) < 0 || flatten(c, o) < 0)
+            c->oom = 1;
+    }
+    free(c->ranges);
+    c->ranges = NULL;
+    if (c->oom) {
+        free(c->rows);
+        free(c->scopes);
+        free(o->segs);
+        o->segs = NULL;
+        o->nsegs = 0;
+        return -1;
+    }
+    o->rows = c->rows;
+    o->nrows = c->nrows;
+    o->scopes = c->scopes;
+    o->nscopes = c->nscopes;
+    return 0;
+}
+
+/* The whole load without libdwarf: units, line programs, file names and DIEs
+ * read by this file and dies.c.  Returns 0 or -1 as sym_dwarf_load, or -2
+ * (nothing kept) when something is beyond them: libdwarf loads it instead. */
+static int own_load(sym_obj *o, int fd, sym_intern *in, unsigned part, unsigned nparts)
+{
+    sym_secs secs;
+    if (sym_secs_open(&secs, fd) < 0)
+        return -2;
+    dw c;
+    memset(&c, 0, sizeof c);
+    c.in = in;
+    c.secs = &secs;
+    c.own_files = 1;
+    c.line_sec = secs.line.p;
+    c.line_size = secs.line.n;
+    const char **files = NULL;
+    size_t files_cap = 0;
+    c.files_buf = &files;
+    c.files_cap = &files_cap;
+    int ok = secs.info.p != NULL;
+
+    /* the units' extent, for the shares of a split load: the end of the
+     * last unit, as cu_extent finds it with libdwarf */
+    uint64_t extent = 0;
+    while (ok && extent < secs.info.n) {
+        lp_cursor h = {secs.info.p + extent, secs.info.p + secs.info.n, 0};
+        uint64_t len = lp_fixed(&h, 4);
+        if (len == 0xffffffffu)
+            len = lp_fixed(&h, 8);
+        else if (len >= 0xfffffff0u)
+            ok = 0;
+        if (h.bad || len > (uint64_t)(h.end - h.p))
+            ok = 0;
+        else
+            extent = (uint64_t)(h.p - secs.info.p) + len;
+    }
+    for (uint64_t off = 0; ok && off < extent && !c.oom; off = c.own.end) {
+        if (sym_cu_open(&c.own, &secs, off) < 0) {
+            ok = 0;
+            break;
+        }
+        if (nparts > 1 && (unsigned)((unsigned __int128)off * nparts / extent) != part)
+            continue;
+        const unsigned char *p = c.own.dies;
+        sym_die top;
+        if (sym_die_read(&c.own, &p, &top, SYM_DIE_ALL) != 1) {
+            ok = 0;
+            break;
+        }
+        c.version = (Dwarf_Half)c.own.version;
+        c.file_base = c.version >= 5 ? 0 : 1;
+        c.cu_base = (top.has & SYM_DIE_LOWPC) ? top.lowpc : 0;
+        c.cu_is_c = (top.has & SYM_DIE_LANGUAGE) && lang_is_c(top.language);
+        c.comp_dir = (top.has & SYM_DIE_COMP_DIR) ? top.comp_dir : NULL;
+        c.files = NULL;
+        c.nfiles = 0;
+        c.files_read = 1; /* never dwarf_srcfiles */
+        c.lazy_n = 0;
+        if ((top.has & SYM_DIE_STMT_LIST) && decode_lines_at(&c, top.stmt_list) < 0) {
+            ok = 0;
+            break;
+        }
+        if (own_children(&c, &top, &p, -1, 0, 0, 0) < 0) {
+            ok = 0;
+            break;
+        }
+        sym_dwarf_units_own++;
+    }
+    sym_cu_free(&c.own);
+    free(files);
+    free(c.lazy);
+    free(c.names);
+    free(c.tmp);
+    int ret;
+    if (!ok) {
+        free(c.rows);
+        free(c.scopes);
+        free(c.ranges);
+        ret = -2;
+    } else {
+        ret = finish_tables(&c, o) < 0 || extent == 0 ? -1 : 0;
+    }
+    /* the tables point into the intern table, never into the sections */
+    sym_secs_close(&secs);
+    return ret;
+}
+
+static int lib_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigned part,
+                    unsigned nparts);
+
 int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigned part,
                    unsigned nparts)
+{
+    if (sym_dwarf_use_own_dies == 3) {
+        int rc = own_load(o, fd, in, part, nparts);
+        return rc == -2 ? -1 : rc;
+    }
+    if (sym_dwarf_use_own_dies == 1) {
+        unsigned long before = sym_dwarf_units_own;
+        int rc = own_load(o, fd, in, part, nparts);
+        if (rc != -2)
+            return rc;
+        sym_dwarf_units_own = before;
+    }
+    return lib_load(o, fd, in, errors, part, nparts);
+}
+
+/* The load with libdwarf (units, DIEs of the units dies.c cannot read, file
+ * names, line programs it cannot decode). */
+static int lib_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigned part,
+                    unsigned nparts)
 {
     dw c;
     memset(&c, 0, sizeof c);
@@ -1144,14 +1760,19 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigne
             *errors += e;
             if (part != 0)
                 return 0;
-            return sym_dwarf_load(o, fd, in, errors, 0, 1);
+            return lib_load(o, fd, in, errors, 0, 1);
         }
     }
 
     const char **files = NULL;
     size_t files_cap = 0;
     int any_cu = 0;
-    Elf *line_elf = raw_line_section(fd, &c.line_sec, &c.line_size);
+    sym_secs secs;
+    c.secs = &secs;
+    if (sym_secs_open(&secs, fd) == 0 && secs.line.p) {
+        c.line_sec = secs.line.p;
+        c.line_size = secs.line.n;
+    }
     Dwarf_Unsigned cu_off = 0;
     for (;;) {
         Dwarf_Unsigned hlen = 0, typeoff = 0, next = 0;
@@ -1202,13 +1823,15 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigne
         /* both set file_base from the line table version */
         if (decode_lines(&c, cu) < 0)
             load_lines(&c, cu);
-        walk_children(&c, cu, -1, 0, 0, 0);
+        sym_dwarf_units_libdwarf++;
+        if (own_walk_unit(&c, &secs, start) < 0)
+            walk_children(&c, cu, -1, 0, 0, 0);
         dwarf_dealloc_die(cu);
         if (c.oom)
             break;
     }
-    if (line_elf)
-        elf_end(line_elf);
+    sym_secs_close(&secs);
+    sym_cu_free(&c.own);
     free(files);
     free(c.lazy);
     free(c.names);
@@ -1218,24 +1841,8 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigne
         dwarf_dealloc_error(NULL, err);
 
     int ret = any_cu ? 0 : -1;
-    if (!c.oom) {
-        if (sort_rows(c.rows, c.nrows) < 0 || flatten(&c, o) < 0)
-            c.oom = 1;
-    }
-    free(c.ranges);
-    if (c.oom) {
-        free(c.rows);
-        free(c.scopes);
-        free(o->segs);
-        o->segs = NULL;
-        o->nsegs = 0;
+    if (finish_tables(&c, o) < 0)
         ret = -1;
-    } else {
-        o->rows = c.rows;
-        o->nrows = c.nrows;
-        o->scopes = c.scopes;
-        o->nscopes = c.nscopes;
-    }
     *errors += c.errors;
     return ret;
 }

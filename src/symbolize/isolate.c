@@ -1,10 +1,12 @@
-/* isolate.c - runs the DWARF load in forked children (one, or several for
- * large debug info, each reading a share of the CUs) and receives the flat
+/* isolate.c - runs the DWARF load in forked children (one, or several on
+ * request, each reading a share of the CUs) and receives the flat
  * tables through a memfd (a pipe when memfd_create is unavailable), then
  * merges the shares.
  *
- * Why: libdwarf 20210528 is not safe on corrupt input even with every error
- * argument passed.  Fuzzing .debug_rnglists found a double free in
+ * Why: the load falls back to libdwarf for what dwarf.c's own reader leaves
+ * to it (corrupt DWARF among others), and libdwarf 20210528 is not safe on
+ * corrupt input even with every error argument passed.  Fuzzing
+ * .debug_rnglists found a double free in
  * dwarf_next_cu_header_d (internal_load_rnglists_contexts frees a context
  * after a header error and then keeps using it), i.e. a crash tmtop cannot
  * catch.  In a child, a crash only costs that module's DWARF: the parent sees
@@ -111,42 +113,98 @@ static void w_put(writer *w, const void *p, size_t n)
 }
 
 /* Pointer -> index table of the strings the tables use.  Interned strings
- * are unique, so pointer identity is string identity. */
+ * are unique, so pointer identity is string identity.  It starts small and
+ * grows: a module has few distinct strings (file and function names) but
+ * many rows, and a table sized by the rows cost 5% of a large program's
+ * load in calloc alone. */
 typedef struct strtab {
     const char **slots; /* hash slots (pointer or NULL) */
     uint32_t *idx;
     size_t cap;
     const char **list; /* by index */
-    size_t n;
+    size_t n, list_cap;
+    const char *last; /* the last string looked up: rows repeat their file */
+    uint32_t last_idx;
+    int oom;
 } strtab;
+
+static size_t str_slot(const char *s, size_t cap)
+{
+    return (size_t)(((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> 16) & (cap - 1);
+}
+
+static int str_grow(strtab *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 1024;
+    const char **slots = calloc(ncap, sizeof *slots);
+    uint32_t *idx = calloc(ncap, sizeof *idx);
+    if (!slots || !idx) {
+        free(slots);
+        free(idx);
+        return -1;
+    }
+    for (size_t j = 0; j < t->cap; j++) {
+        if (!t->slots[j])
+            continue;
+        size_t i = str_slot(t->slots[j], ncap);
+        while (slots[i])
+            i = (i + 1) & (ncap - 1);
+        slots[i] = t->slots[j];
+        idx[i] = t->idx[j];
+    }
+    free(t->slots);
+    free(t->idx);
+    t->slots = slots;
+    t->idx = idx;
+    t->cap = ncap;
+    return 0;
+}
 
 static uint32_t str_index(strtab *t, const char *s)
 {
     if (!s)
         return NO_STR;
-    size_t i = (size_t)(((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> 16) & (t->cap - 1);
+    if (s == t->last)
+        return t->last_idx;
+    size_t i = str_slot(s, t->cap);
     while (t->slots[i]) {
-        if (t->slots[i] == s)
+        if (t->slots[i] == s) {
+            t->last = s;
+            t->last_idx = t->idx[i];
             return t->idx[i];
+        }
         i = (i + 1) & (t->cap - 1);
+    }
+    if ((t->n + 1) * 2 > t->cap) {
+        if (str_grow(t) < 0) {
+            t->oom = 1;
+            return NO_STR;
+        }
+        i = str_slot(s, t->cap);
+        while (t->slots[i])
+            i = (i + 1) & (t->cap - 1);
+    }
+    if (t->n >= NO_STR - 1 ||
+        sym_grow((void **)&t->list, &t->list_cap, t->n + 1, sizeof *t->list) < 0) {
+        t->oom = 1;
+        return NO_STR;
     }
     t->slots[i] = s;
     t->idx[i] = (uint32_t)t->n;
     t->list[t->n] = s;
+    t->last = s;
+    t->last_idx = (uint32_t)t->n;
     return (uint32_t)t->n++;
 }
 
 /* Sends o; returns 0 on success. */
 static int send_tables(int fd, const sym_obj *o, int ok, uint64_t errors)
 {
-    size_t maxstr = o->nrows + 2 * o->nscopes + 1, cap = 16;
-    while (cap < maxstr * 2)
-        cap *= 2;
-    strtab t = {calloc(cap, sizeof(char *)), calloc(cap, sizeof(uint32_t)), cap,
-                calloc(maxstr, sizeof(char *)), 0};
+    strtab t;
+    memset(&t, 0, sizeof t);
     writer *w = malloc(sizeof *w);
     int rc = -1;
-    if (!t.slots || !t.idx || !t.list || !w)
+    if (str_grow(&t) < 0 || !w)
         goto out;
     for (size_t i = 0; i < o->nrows; i++)
         str_index(&t, o->rows[i].file);
@@ -154,6 +212,8 @@ static int send_tables(int fd, const sym_obj *o, int ok, uint64_t errors)
         str_index(&t, o->scopes[i].name);
         str_index(&t, o->scopes[i].call_file);
     }
+    if (t.oom)
+        goto out;
     w->fd = fd;
     w->used = 0;
     w->failed = 0;
@@ -293,7 +353,21 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int r_get(reader *r, void *p, size_t n)
+static int r_get_slow(reader *r, void *p, size_t n);
+
+/* n bytes of the stream; 0, or -1 when it failed or ended.  Inline fast
+ * path: the tables are read a field at a time. */
+static inline int r_get(reader *r, void *p, size_t n)
+{
+    if (r->len - r->pos >= n && !r->failed) {
+        memcpy(p, r->buf + r->pos, n);
+        r->pos += n;
+        return 0;
+    }
+    return r_get_slow(r, p, n);
+}
+
+static int r_get_slow(reader *r, void *p, size_t n)
 {
     unsigned char *d = p;
     while (n && !r->failed) {
@@ -502,10 +576,12 @@ static int merge_part(sym_obj *o, sym_obj *p)
 
 /* How many children to split a load between: one, unless TMTOP_SYM_PARTS=N
  * asks for N (at most SYM_LOAD_MAX_PARTS).  Splitting is opt-in: the children
- * of a split load repeat some work (~15% for glibc: decompressing the
- * sections), it was slower on a busy 2-core machine, its gain on an idle one
- * is not measured yet, and under AddressSanitizer all but one child of a
- * split load report failure (answers still identical) - not understood yet. */
+ * of a split load repeat some work (each inflates the compressed sections
+ * and hops over every unit header), and on this 2-core machine two children
+ * did not make a load faster (bench/RESULTS.md, "Symbolizer").  (The
+ * failures the sanitizer build reported for split loads were children whose
+ * share held no function: flatten handed qsort a NULL array, UBSan stopped
+ * the child, and its empty share was dropped, so the answers stayed right.) */
 static unsigned parts_for(off_t size)
 {
     (void)size;

@@ -10,11 +10,11 @@
  * Corrupt or missing debug info never crashes: the answer degrades to ELF
  * symbol + offset, then to module + offset.  To guarantee that, a module's
  * DWARF is read by a short-lived forked child process that sends the tables
- * back through a memfd or a pipe (libdwarf 20210528 itself can crash on
- * corrupt input); the child closes every inherited descriptor and tmtop
- * waits for it by pid.  Large debug info is split between several children
- * when CPUs are idle; the environment variable TMTOP_SYM_PARTS=N forces N
- * (1-4, for tests and benchmarks).  An ELF symbol with a size names only
+ * back through a memfd or a pipe (libdwarf 20210528, the fallback reader,
+ * can crash on corrupt input); the child closes every inherited descriptor
+ * and tmtop waits for it by pid.  The environment variable
+ * TMTOP_SYM_PARTS=N (1-4, for tests and benchmarks) splits the reading
+ * between N children; the default is one.  An ELF symbol with a size names only
  * the addresses it covers: past its end the answer is module + offset.
  *
  * Results are cached by (module id, address): module ids must name the same

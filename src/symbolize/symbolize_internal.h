@@ -171,8 +171,8 @@ int sym_dwarf_load(sym_obj *o, int fd, sym_intern *in, uint64_t *errors, unsigne
 /* sym_dwarf_load run in forked children (isolate.c): a libdwarf crash on
  * corrupt input kills a child, not tmtop; the share of the CUs that child
  * read is lost (all of them: finish returns -1 and the module falls back to
- * ELF symbols).  Large debug info is split between up to SYM_LOAD_MAX_PARTS
- * children running at once when CPUs are idle.
+ * ELF symbols).  TMTOP_SYM_PARTS=N splits the load between N (at most
+ * SYM_LOAD_MAX_PARTS) children running at once; one by default.
  *
  * In two steps, so that the caller can do other work (or answer other
  * lookups) while the children read: sym_dwarf_start forks them and returns
@@ -194,6 +194,133 @@ int sym_dwarf_start(sym_load *l, int fd);
 int sym_dwarf_ready(const sym_load *l);
 int sym_dwarf_finish(sym_load *l, sym_obj *o, sym_intern *in, uint64_t *errors);
 void sym_dwarf_abandon(sym_load *l);
+
+/* ---- DIEs read without libdwarf (dies.c) -----------------------------------
+ * The sections of one file that the DIE walk and the line programs read, raw
+ * (compressed ones inflated).  A missing section has p NULL. */
+typedef struct sym_sec {
+    const unsigned char *p;
+    size_t n;
+} sym_sec;
+
+typedef struct sym_secs {
+    Elf *elf; /* owns the bytes */
+    sym_sec info, abbrev, str, line_str, str_offsets, addr, rnglists, ranges, line;
+} sym_secs;
+
+/* Opens the sections of the ELF file in fd (which must stay open until
+ * sym_secs_close).  Returns 0, or -1 (s empty) when the file is not a
+ * little-endian ELF file on a little-endian host. */
+int sym_secs_open(sym_secs *s, int fd);
+void sym_secs_close(sym_secs *s);
+
+typedef struct sym_abbrev {
+    uint64_t code;
+    uint32_t tag, children;
+    uint32_t first, nattr; /* the unit's specs[first .. first + nattr) */
+    uint32_t walked;       /* a tag the DIE walk visits (SYM_DIE_WALK) */
+} sym_abbrev;
+
+typedef struct sym_aspec {
+    uint32_t at, form;
+    int64_t implicit; /* DW_FORM_implicit_const's value */
+} sym_aspec;
+
+/* One compile (or partial) unit.  Zero it once; sym_cu_open reuses its
+ * arrays from unit to unit; sym_cu_free frees them. */
+typedef struct sym_cu {
+    const sym_secs *s;
+    uint64_t off, end;         /* the unit's bytes in .debug_info: [off, end) */
+    const unsigned char *dies; /* its first DIE, the unit DIE */
+    unsigned version, addr_size, offsz, unit_type;
+    int ready; /* bases read: other DIEs can be read */
+    int has_str_base, has_addr_base, has_rng_base;
+    uint64_t str_offsets_base, addr_base, rnglists_base;
+    sym_abbrev *abbrevs;
+    size_t nabbrevs, abbrevs_cap;
+    sym_aspec *specs;
+    size_t nspecs, specs_cap;
+    uint32_t *bycode; /* abbreviation code -> index + 1, 0 = none */
+    size_t bycode_n;
+} sym_cu;
+
+/* Reads the unit header at .debug_info offset off, its abbreviations and
+ * its unit DIE's bases.  Returns 0, or -1 when the unit is malformed or of a
+ * kind this reader leaves to libdwarf (type, skeleton and split units,
+ * split DWARF bases, DWARF versions other than 2-5). */
+int sym_cu_open(sym_cu *cu, const sym_secs *s, uint64_t off);
+void sym_cu_free(sym_cu *cu);
+
+/* The attributes the DIE walk uses (sym_die.has bits). */
+#define SYM_DIE_NAME 0x001u
+#define SYM_DIE_LINKAGE 0x002u
+#define SYM_DIE_MIPS_LINKAGE 0x004u
+#define SYM_DIE_ORIGIN 0x008u
+#define SYM_DIE_SPEC 0x010u
+#define SYM_DIE_SIBLING 0x020u
+#define SYM_DIE_LOWPC 0x040u
+#define SYM_DIE_HIGHPC 0x080u
+#define SYM_DIE_RANGES 0x100u
+#define SYM_DIE_CALL_FILE 0x200u
+#define SYM_DIE_CALL_LINE 0x400u
+#define SYM_DIE_COMP_DIR 0x800u /* unit DIEs */
+#define SYM_DIE_LANGUAGE 0x1000u
+#define SYM_DIE_STMT_LIST 0x2000u
+
+/* A DIE's tag and the attributes of SYM_DIE_*, each as libdwarf would give
+ * it (the first of its name; references as global .debug_info offsets,
+ * those into other files left out; strings point into the sections). */
+typedef struct sym_die {
+    uint64_t off;
+    const unsigned char *next; /* first byte after its attributes */
+    uint32_t tag, children, has;
+    int highpc_const; /* high_pc is an offset from low_pc */
+    int ranges_x;     /* ranges is a DW_FORM_rnglistx index */
+    uint64_t lowpc, highpc, ranges, origin, spec, sibling, call_file, call_line;
+    uint64_t language, stmt_list;
+    const char *name, *linkage, *mips_linkage, *comp_dir;
+} sym_die;
+
+/* What sym_die_read reads of a DIE: all of SYM_DIE_*; the same for tags
+ * the DIE walk visits (functions, inlined calls, blocks, namespaces,
+ * classes) but only DW_AT_sibling of the others; only DW_AT_sibling. */
+#define SYM_DIE_ALL 0
+#define SYM_DIE_WALK 1
+#define SYM_DIE_SIBLING_ONLY 2
+
+/* Reads the DIE at *pp (mode: SYM_DIE_ALL, _WALK or _SIBLING_ONLY).  Returns
+ * 1 (d filled, *pp past its attributes, at its first child if it has
+ * children), 0 for a null entry (*pp past it), or -1 when the DIE cannot be
+ * read or uses a form or value this reader does not take (the caller then
+ * leaves the unit to libdwarf). */
+int sym_die_read(const sym_cu *cu, const unsigned char **pp, sym_die *d, int mode);
+/* Sets *pp past d's subtree (by DW_AT_sibling when it has a usable one).
+ * Returns 0 or -1. */
+int sym_die_skip_children(const sym_cu *cu, const sym_die *d, const unsigned char **pp);
+/* Reads the DIE at global offset off, which must lie in cu.  Returns 0 or -1. */
+int sym_die_at(const sym_cu *cu, uint64_t off, sym_die *d);
+
+typedef struct sym_range {
+    uint64_t lo, hi;
+} sym_range;
+
+/* d's address ranges into *buf (capacity *cap, grown): low_pc/high_pc,
+ * else DW_AT_ranges (.debug_rnglists for DWARF 5, .debug_ranges with base
+ * cu_base before), as dwarf.c's libdwarf reading gives them.  Returns how
+ * many, or -1 when they cannot be read; *oom is set when memory ran out. */
+int sym_die_ranges(const sym_cu *cu, const sym_die *d, uint64_t cu_base, sym_range **buf,
+                   size_t *cap, int *oom);
+
+/* For tests: how sym_dwarf_load reads.  1 (the default): everything without
+ * libdwarf (dies.c and dwarf.c's own line program and file table readers),
+ * and when they give up on something, 2: libdwarf for the units, their file
+ * names and unusual line programs, dies.c for the DIEs of each unit it can
+ * read, libdwarf's DIEs for the others; 0: libdwarf only (as before dies.c);
+ * 3: without libdwarf only (what it cannot read fails the load).
+ * The counters add up the units read without libdwarf (1) and with it (2,
+ * 0) in this process. */
+extern int sym_dwarf_use_own_dies;
+extern unsigned long sym_dwarf_units_own, sym_dwarf_units_libdwarf;
 
 /* Called once before any libdwarf use (global libdwarf settings). */
 void sym_dwarf_global_init(void);

@@ -31,6 +31,9 @@ sym_fixture(sym_inline ${CMAKE_C_COMPILER} ${SYM_INLINE_SRC} -O2 -g)
 sym_fixture(sym_inline_dw4 ${CMAKE_C_COMPILER} ${SYM_INLINE_SRC} -O2 -gdwarf-4)
 sym_fixture(sym_cxx ${CMAKE_CXX_COMPILER} ${SYM_CXX_SRC} -O2 -g)
 sym_fixture(sym_cxx_dw4 ${CMAKE_CXX_COMPILER} ${SYM_CXX_SRC} -O2 -gdwarf-4)
+# type units in .debug_info: the symbolizer's own DWARF reader leaves them
+# to libdwarf (test_symbolize_dies)
+sym_fixture(sym_cxx_types ${CMAKE_CXX_COMPILER} ${SYM_CXX_SRC} -O2 -g -fdebug-types-section)
 set(SYM_LLVM_REF "")
 if(SYM_CLANG AND SYM_CLANGXX AND SYM_LLVM_SYMBOLIZER)
   sym_fixture(sym_inline_clang ${SYM_CLANG} ${SYM_INLINE_SRC} -O2 -g -Wl,--build-id)
@@ -63,6 +66,35 @@ add_dependencies(test_symbolize sym_fixtures)
 add_test(NAME symbolize
          COMMAND test_symbolize ${SYM_FIX_DIR} ${SYM_SRC_DIR} "${SYM_LLVM_REF}")
 set_tests_properties(symbolize PROPERTIES LABELS unit TIMEOUT 300)
+
+# The load without libdwarf (dies.c, dwarf.c's line and file tables) and the
+# mixed one against the load with libdwarf alone: identical tables for every
+# fixture (gcc DWARF 5 and 4, C and C++, clang when installed, a separate
+# debug file, e2e's -O2 program), glibc's debug file, and a file with type
+# units, which must fall back to libdwarf.
+set(SYM_DIES_FILES ${SYM_FIX_DIR}/sym_inline ${SYM_FIX_DIR}/sym_inline_dw4 ${SYM_FIX_DIR}/sym_cxx
+                   ${SYM_FIX_DIR}/sym_cxx_dw4 ${SYM_FIX_DIR}/split/.debug/sym_inline.debug)
+if(SYM_LLVM_REF)
+  list(APPEND SYM_DIES_FILES ${SYM_FIX_DIR}/sym_inline_clang ${SYM_FIX_DIR}/sym_cxx_clang)
+endif()
+list(APPEND SYM_DIES_FILES ${SYM_FIX_DIR}/sym_e2e_opt --fallback ${SYM_FIX_DIR}/sym_cxx_types)
+add_executable(test_symbolize_dies unit/test_symbolize_dies.c)
+target_include_directories(test_symbolize_dies PRIVATE ${LIBELF_INCLUDE_DIR})
+target_link_libraries(test_symbolize_dies PRIVATE tm_symbolize tm_check ${LIBELF_LIBRARY})
+target_compile_options(test_symbolize_dies PRIVATE ${TMTOP_SAN_FLAGS})
+target_link_options(test_symbolize_dies PRIVATE ${TMTOP_SAN_FLAGS})
+add_dependencies(test_symbolize_dies sym_fixtures sym_e2e_programs)
+add_test(NAME symbolize_dies COMMAND test_symbolize_dies ${SYM_DIES_FILES})
+set_tests_properties(symbolize_dies PROPERTIES LABELS unit TIMEOUT 300)
+# The reader runs in forked children in tmtop, where valgrind does not look:
+# here it runs in the test's own process, corrupt copies included.
+if(SYM_VALGRIND AND NOT TMTOP_SANITIZE)
+  add_test(NAME symbolize_dies_valgrind
+           COMMAND ${SYM_VALGRIND} --error-exitcode=99 --leak-check=full
+                   --errors-for-leak-kinds=definite,indirect
+                   $<TARGET_FILE:test_symbolize_dies> ${SYM_DIES_FILES})
+  set_tests_properties(symbolize_dies_valgrind PROPERTIES LABELS "unit;valgrind" TIMEOUT 900)
+endif()
 
 # The same test under valgrind: no invalid access, no leak in tmtop's process
 # (libdwarf's allocation tree is off, so every DIE and list is freed by hand).

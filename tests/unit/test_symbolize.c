@@ -1162,12 +1162,7 @@ static void check_parts(const char *label, const tm_module *m, const uint64_t *a
         }
         tm_sym_stats st;
         tm_sym_get_stats(s, &st);
-#ifndef __SANITIZE_ADDRESS__
-        /* Under ASan all but one child of a split load report failure
-         * (the answers stay identical; see parts_for in isolate.c).  The
-         * split is opt-in (TMTOP_SYM_PARTS) until that is understood. */
         CHECK_U64(st.dwarf_errors, 0);
-#endif
         CHECK_U64(same, n);
         printf("%-34s %d children: %zu/%zu answers as with one\n", label, parts, same, n);
         tm_sym_free(s);
