@@ -23,9 +23,13 @@ typedef struct cframe {
     uint32_t flags;
 } cframe;
 
-/* One (module id, address) result: frames[first .. first + n) of the pool. */
+/* One (module id, address) result: frames[first .. first + n) of the pool.
+ * Module ids are per stream: two processes (--follow-fork) may use one id
+ * for different files, or one file at another load bias, so a hit also
+ * needs the same path and bias. */
 typedef struct centry {
     uint64_t address;
+    uint64_t bias;
     const char *module; /* interned module path */
     uint32_t id;
     uint32_t n; /* 0 = empty slot */
@@ -303,11 +307,18 @@ static void obj_abandon(tm_sym *s, sym_obj *o)
  * set, a load under way is finished (blocking); without, the entry may come
  * back with obj->pending set.  NULL when out of memory, or (without wait)
  * when the module is new and SYM_MAX_LOADING loads already run. */
+static int same_build_id(const sym_obj *o, const tm_module *mod)
+{
+    uint32_t blen = mod->build_id_len < TM_BUILD_ID_MAX ? mod->build_id_len : TM_BUILD_ID_MAX;
+    return o->build_id_len == blen && memcmp(o->build_id, mod->build_id, blen) == 0;
+}
+
 static const modmap *obj_for(tm_sym *s, const tm_module *mod, int wait)
 {
     const modmap *found = NULL;
     for (size_t i = 0; i < s->nmods && !found; i++) {
-        if (s->mods[i].id == mod->id && strcmp(s->mods[i].path, mod->path) == 0)
+        if (s->mods[i].id == mod->id && strcmp(s->mods[i].path, mod->path) == 0 &&
+            same_build_id(s->mods[i].obj, mod))
             found = &s->mods[i];
     }
     if (!found) {
@@ -477,7 +488,7 @@ static int cache_grow(tm_sym *s)
     return 0;
 }
 
-static void cache_put(tm_sym *s, uint32_t id, uint64_t address, const char *module,
+static void cache_put(tm_sym *s, uint32_t id, uint64_t address, uint64_t bias, const char *module,
                       const cframe *fr, int n)
 {
     if ((s->cache_count + 1) * 4 > s->cache_cap * 3 && cache_grow(s) < 0)
@@ -489,7 +500,7 @@ static void cache_put(tm_sym *s, uint32_t id, uint64_t address, const char *modu
     while (s->cache[i].n)
         i = (i + 1) & (s->cache_cap - 1);
     memcpy(s->pool + s->npool, fr, (size_t)n * sizeof *fr);
-    s->cache[i] = (centry){address, module, id, (uint32_t)n, (uint32_t)s->npool};
+    s->cache[i] = (centry){address, bias, module, id, (uint32_t)n, (uint32_t)s->npool};
     s->npool += (size_t)n;
     s->cache_count++;
 }
@@ -526,7 +537,8 @@ static int resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *
     size_t i = cache_slot(s, mod->id, address);
     while (s->cache[i].n) {
         const centry *e = &s->cache[i];
-        if (e->address == address && e->id == mod->id) {
+        if (e->address == address && e->id == mod->id && e->bias == mod->load_bias &&
+            strcmp(e->module, mod->path) == 0) {
             s->st.cache_hits++;
             return emit_frames(mod, address, s->pool + e->first, (int)e->n, e->module, out, max);
         }
@@ -553,7 +565,7 @@ static int resolve(tm_sym *s, const tm_module *mod, uint64_t address, tm_frame *
     if (!module)
         module = sym_intern_str(s->in, mod->path);
     if (module)
-        cache_put(s, mod->id, address, module, fr, n);
+        cache_put(s, mod->id, address, mod->load_bias, module, fr, n);
     return emit_frames(mod, address, fr, n, module ? module : mod->path, out, max);
 }
 

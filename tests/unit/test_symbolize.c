@@ -972,6 +972,50 @@ static void check_corrupt(const char *bin)
 
 /* ---- cache ---------------------------------------------------------------- */
 
+/* Two processes traced together (--follow-fork) number their modules on
+ * their own: the same id may name another file, or the same file at another
+ * load bias, at the same addresses.  Every answer must be the one a fresh
+ * symbolizer gives for that module. */
+static void check_cache_shared_ids(const char *a, const char *b)
+{
+    tm_module ma, mb;
+    CHECK(elf_module(a, 3, &ma) == 0 && elf_module(b, 3, &mb) == 0);
+    tm_module mc = ma; /* a's file at another bias, same id */
+    mc.load_bias = 0x10000;
+    uint64_t *addrs;
+    size_t n = sample_addrs(a, &addrs);
+    tm_sym *shared = tm_sym_new(NULL), *fb = tm_sym_new(NULL), *fc = tm_sym_new(NULL);
+    size_t differ = 0;
+    for (size_t i = 0; i < n; i++) {
+        tm_frame f1[MAX_FRAMES], f2[MAX_FRAMES];
+        uint64_t x = addrs[i] + 1;
+        tm_sym_resolve(shared, &ma, x, f1, MAX_FRAMES); /* cached under (3, x) */
+        int n1 = tm_sym_resolve(shared, &mb, x, f1, MAX_FRAMES);
+        int n2 = tm_sym_resolve(fb, &mb, x, f2, MAX_FRAMES);
+        CHECK_I64(n1, n2);
+        for (int k = 0; k < n1 && k < n2; k++) {
+            CHECK(f1[k].function == f2[k].function ||
+                  (f1[k].function && f2[k].function && !strcmp(f1[k].function, f2[k].function)));
+            CHECK_U64(f1[k].line, f2[k].line);
+            CHECK_U64(f1[k].offset, f2[k].offset);
+        }
+        n1 = tm_sym_resolve(shared, &mc, x + mc.load_bias, f1, MAX_FRAMES);
+        n2 = tm_sym_resolve(fc, &mc, x + mc.load_bias, f2, MAX_FRAMES);
+        CHECK_I64(n1, n2);
+        CHECK_U64(f1[0].offset, f2[0].offset);
+        CHECK_U64(f1[0].line, f2[0].line);
+        n1 = tm_sym_resolve(shared, &mc, x, f1, MAX_FRAMES); /* below a's code there */
+        CHECK_U64(f1[0].offset, x - mc.load_bias);
+        tm_sym_resolve(fb, &mb, x, f2, MAX_FRAMES);
+        tm_sym_resolve(shared, &ma, x, f1, MAX_FRAMES);
+        differ += f1[0].line != f2[0].line;
+    }
+    printf("module ids shared by two files: %zu of %zu addresses answer differently\n", differ, n);
+    CHECK(differ > 0); /* the two files really differ there */
+    free(addrs);
+    tm_sym_free(shared), tm_sym_free(fb), tm_sym_free(fc);
+}
+
 static void check_cache(const char *bin)
 {
     tm_module m;
@@ -1388,6 +1432,7 @@ int main(int argc, char **argv)
     if (!under_valgrind) /* three more loads of glibc: minutes under valgrind */
         check_nowait(cxx);
     check_cache(cxx);
+    check_cache_shared_ids(cxx, inl);
     check_libc();
 
     unlink(notelf);
