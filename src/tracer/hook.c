@@ -35,8 +35,12 @@ TM_EXPORT void *malloc(size_t n)
         if (!tm_real.malloc)
             return tm_hook_arena_alloc(n, 16);
     }
-    if (!tm_hook_enter())
-        return tm_real.malloc(n);
+    if (!tm_hook_enter()) {
+        void *p = tm_real.malloc(n);
+        if (tm_hook_tls.guard && p && tm_hook_state == TM_HOOK_ON)
+            tm_hook_note_internal(p);
+        return p;
+    }
     void *p = tm_real.malloc(n);
     if (p)
         tm_hook_on_alloc(TM_ALLOC_MALLOC, (uintptr_t)p, n);
@@ -52,6 +56,11 @@ TM_EXPORT void free(void *p)
         tm_hook_resolve();
         if (!tm_real.free)
             return; /* leak rather than crash */
+    }
+    if (TM_UNLIKELY(__atomic_load_n(&tm_hook_internal_n, __ATOMIC_RELAXED)) &&
+        tm_hook_take_internal(p)) {
+        tm_real.free(p); /* the hook's own block */
+        return;
     }
     if (!tm_hook_enter()) {
         tm_real.free(p);
@@ -75,8 +84,12 @@ TM_EXPORT void *calloc(size_t nmemb, size_t size)
             return tm_hook_arena_alloc(n, 16); /* static storage: already zero */
         }
     }
-    if (!tm_hook_enter())
-        return tm_real.calloc(nmemb, size);
+    if (!tm_hook_enter()) {
+        void *p = tm_real.calloc(nmemb, size);
+        if (tm_hook_tls.guard && p && tm_hook_state == TM_HOOK_ON)
+            tm_hook_note_internal(p);
+        return p;
+    }
     void *p = tm_real.calloc(nmemb, size);
     if (p)
         tm_hook_on_alloc(TM_ALLOC_CALLOC, (uintptr_t)p, (uint64_t)nmemb * size);

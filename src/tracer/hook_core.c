@@ -1583,6 +1583,50 @@ void tm_hook_on_realloc_failed(uint64_t old_ptr)
     errno = e;
 }
 
+/* ---- the hook's own blocks ----------------------------------------------------
+ * Open addressing over pointers, lock-free: 0 empty, 1 a deleted slot. */
+#define INTERNAL_SLOTS 4096
+static uintptr_t g_internal[INTERNAL_SLOTS];
+unsigned tm_hook_internal_n; /* blocks noted and not taken (atomic) */
+
+static inline size_t internal_hash(uintptr_t p)
+{
+    return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (INTERNAL_SLOTS - 1);
+}
+
+void tm_hook_note_internal(const void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    size_t h = internal_hash(p);
+    for (size_t k = 0; k < INTERNAL_SLOTS / 4; k++) {
+        uintptr_t *slot = &g_internal[(h + k) & (INTERNAL_SLOTS - 1)];
+        uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if ((v == 0 || v == 1) &&
+            __atomic_compare_exchange_n(slot, &v, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            __atomic_add_fetch(&tm_hook_internal_n, 1, __ATOMIC_RELEASE);
+            return;
+        }
+    }
+}
+
+int tm_hook_take_internal(const void *ptr)
+{
+    uintptr_t p = (uintptr_t)ptr;
+    size_t h = internal_hash(p);
+    for (size_t k = 0; k < INTERNAL_SLOTS / 4; k++) {
+        uintptr_t *slot = &g_internal[(h + k) & (INTERNAL_SLOTS - 1)];
+        uintptr_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        if (v == 0)
+            return 0;
+        if (v == p &&
+            __atomic_compare_exchange_n(slot, &v, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            __atomic_sub_fetch(&tm_hook_internal_n, 1, __ATOMIC_RELEASE);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void tm_hook_count_lost(void)
 {
     __atomic_add_fetch(&g_lost, 1, __ATOMIC_RELAXED);

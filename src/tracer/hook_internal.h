@@ -123,6 +123,17 @@ static inline void tm_hook_leave(void)
     tm_hook_tls.guard = 0;
 }
 
+/* Blocks allocated while this thread was inside the hook (the guard was
+ * set: glibc's dynamic TLS for the unwinder, dlerror's buffer...) are the
+ * hook's own, never recorded; glibc may free them later from the target's
+ * code (a dead thread's TLS when its stack is reused), and such a free must
+ * not be recorded either.  tm_hook_note_internal remembers p (up to a few
+ * thousand at a time; beyond that such frees show as unknown frees);
+ * tm_hook_take_internal forgets p and says whether it was one. */
+extern unsigned tm_hook_internal_n;
+void tm_hook_note_internal(const void *p);
+int tm_hook_take_internal(const void *p);
+
 /* Recording, with the guard set by tm_hook_enter().  Stacks are captured
  * inside (before any lock); the hook's own frames are removed.
 Pointers travel as integers: realloc's old pointer is
