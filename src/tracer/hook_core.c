@@ -689,6 +689,52 @@ static inline void emit(const uint8_t *p, size_t n)
     }
 }
 
+/* The merger's heap of inputs (g_merge_lock): a ring, or NULL for the
+ * shared entries, by the stamp of its first entry. */
+struct heap_ent {
+    uint64_t stamp;
+    struct tm_ring *r;
+};
+static struct heap_ent g_heap[RING_MAX + 1];
+static int g_heap_n;
+
+static inline int heap_less(const struct heap_ent *a, const struct heap_ent *b)
+{
+    return a->stamp < b->stamp || (a->stamp == b->stamp && !a->r && b->r);
+}
+
+static void heap_push(uint64_t stamp, struct tm_ring *r)
+{
+    int i = g_heap_n++;
+    struct heap_ent e = {stamp, r};
+    while (i > 0 && heap_less(&e, &g_heap[(i - 1) / 2])) {
+        g_heap[i] = g_heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    g_heap[i] = e;
+}
+
+static struct tm_ring *heap_pop(void)
+{
+    struct tm_ring *top = g_heap[0].r;
+    struct heap_ent e = g_heap[--g_heap_n];
+    int i = 0;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= g_heap_n)
+            break;
+        if (c + 1 < g_heap_n && heap_less(&g_heap[c + 1], &g_heap[c]))
+            c++;
+        if (!heap_less(&g_heap[c], &e))
+            break;
+        g_heap[i] = g_heap[c];
+        i = c;
+    }
+    if (g_heap_n)
+        g_heap[i] = e;
+    return top;
+}
+
 /* One round: emits every entry stamped below the watermark, which it
  * returns.  force: ignore busy threads (a thread stuck for over a second). */
 static uint64_t merge_round(int force)
@@ -731,61 +777,54 @@ static uint64_t merge_round(int force)
         }
         r->snap = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
     }
-    /* k-way merge: the shared entries win ties (a STACK before its use).
-     * The input with the smallest stamp gives a run of entries, up to the
-     * next input's stamp: with one busy thread, its whole ring at once. */
+    /* k-way merge over a heap of the inputs' first stamps; the shared
+     * entries win ties (a STACK before its use).  The input on top gives a
+     * run of entries, up to the next input's stamp: with one busy thread,
+     * its whole ring at once. */
     uint64_t limit = end ? end : UINT64_MAX;
-    for (;;) {
-        uint64_t best = w, next = w;
-        struct tm_ring *br = NULL;
-        int shared = 0;
-        if (g_pend_off < g_pend_len) {
-            uint64_t s;
-            memcpy(&s, g_pend + g_pend_off, 8);
-            if (s < w) {
-                best = s;
-                shared = 1;
-            }
-        }
-        for (struct tm_ring *r = rings; r; r = r->next) {
-            if (r->pos == r->snap)
-                continue;
-            uint64_t s = r->slots[r->pos & (RING_SLOTS - 1)].stamp;
-            if (s < best) {
-                next = best;
-                best = s;
-                br = r;
-                shared = 0;
-            } else if (s < next) {
-                next = s;
-            }
-        }
-        if (br) {
-            /* The first entry goes in any case (another ring may have
-             * the same stamp); then the run stops at the next input's. */
-            uint64_t p = br->pos, stop = br->snap;
-            do {
-                const struct ring_slot *sl = &br->slots[p & (RING_SLOTS - 1)];
-                if (p != br->pos && sl->stamp >= next)
-                    break;
-                if (sl->stamp >= limit)
-                    continue;
-                if (TM_LIKELY(OUT_SIZE - g_out.len >= EV_MAX)) {
-                    memcpy(g_out.data + g_out.len, sl->rec, EV_MAX); /* fixed size */
-                    g_out.len += sl->len;
-                } else {
-                    emit(sl->rec, sl->len);
-                }
-            } while (++p != stop);
-            br->pos = p;
-        } else if (shared) {
+    g_heap_n = 0;
+    if (g_pend_off < g_pend_len) {
+        uint64_t s;
+        memcpy(&s, g_pend + g_pend_off, 8);
+        if (s < w)
+            heap_push(s, NULL);
+    }
+    for (struct tm_ring *r = rings; r; r = r->next) {
+        if (r->pos != r->snap && r->slots[r->pos & (RING_SLOTS - 1)].stamp < w)
+            heap_push(r->slots[r->pos & (RING_SLOTS - 1)].stamp, r);
+    }
+    while (g_heap_n) {
+        struct tm_ring *br = heap_pop();
+        uint64_t next = g_heap_n ? g_heap[0].stamp : w;
+        if (!br) {
             uint32_t len;
             memcpy(&len, g_pend + g_pend_off + 8, 4);
             emit(g_pend + g_pend_off + SH_HDR, len);
             g_pend_off += SH_HDR + len;
-        } else {
-            break;
+            uint64_t s;
+            if (g_pend_off < g_pend_len && (memcpy(&s, g_pend + g_pend_off, 8), s < w))
+                heap_push(s, NULL);
+            continue;
         }
+        /* The first entry goes in any case (another ring may have the same
+         * stamp); then the run stops at the next input's. */
+        uint64_t p = br->pos, stop = br->snap;
+        do {
+            const struct ring_slot *sl = &br->slots[p & (RING_SLOTS - 1)];
+            if (p != br->pos && sl->stamp >= next)
+                break;
+            if (sl->stamp >= limit)
+                continue;
+            if (TM_LIKELY(OUT_SIZE - g_out.len >= EV_MAX)) {
+                memcpy(g_out.data + g_out.len, sl->rec, EV_MAX); /* fixed size */
+                g_out.len += sl->len;
+            } else {
+                emit(sl->rec, sl->len);
+            }
+        } while (++p != stop);
+        br->pos = p;
+        if (p != stop && br->slots[p & (RING_SLOTS - 1)].stamp < w)
+            heap_push(br->slots[p & (RING_SLOTS - 1)].stamp, br);
     }
     /* Entries stamped after END never go out: drop them as they come. */
     for (struct tm_ring *r = rings; r; r = r->next) {
