@@ -11,7 +11,8 @@
  *   memory per live block: the heap's growth (mallinfo2: arena + mmapped
  *     chunks) while 10^6 blocks are added, divided by 10^6.
  *
- * usage: bench_ingest [CHURN_EVENTS]   (default 2*10^7) */
+ * usage: bench_ingest [CHURN_EVENTS [LIVE]]   (default 2*10^7 events; with
+ * LIVE, only the ingest at LIVE live blocks runs: for callgrind A/B runs) */
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,6 +193,11 @@ static void snapshot_cost(uint32_t sites, uint32_t per_site)
 int main(int argc, char **argv)
 {
     uint64_t events = argc > 1 ? strtoull(argv[1], NULL, 10) : 20000000;
+    if (argc > 2) {
+        uint64_t live = strtoull(argv[2], NULL, 10);
+        ingest(live ? live : 1, events);
+        return 0;
+    }
     ingest(1000, events);
     ingest(1000000, events);
     snapshot_cost(100000, 10);

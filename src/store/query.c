@@ -873,6 +873,21 @@ typedef struct vslot {
     uint32_t gen, row;
 } vslot;
 
+/* A row's place in an ordering: its first two sort numbers next to its
+ * index, so that most comparisons are integer comparisons on 24 bytes (a
+ * window among many rows of equal first number, such as a diff's zeros, would
+ * otherwise compare their keys' strings). */
+typedef struct vord {
+    uint64_t key, key2;
+    uint32_t i;
+} vord;
+
+/* The old side of a diff summed per group. */
+typedef struct vosum {
+    uint64_t size, count;
+    uint32_t g;
+} vosum;
+
 struct tm_view {
     /* what the cached grouping was made under */
     tm_store *s;
@@ -901,6 +916,28 @@ struct tm_view {
     vslot *gen;        /* per group */
     size_t gen_cap;
     uint32_t update;
+
+    /* A diff's old snapshot does not change between redraws: its sums per
+     * group are made once, for the snapshot osum_serial, and each update adds
+     * them to the rows.  They hold while old's stacks keep their groups: until
+     * the view starts over (resets moves) when every stack of old was final
+     * (osum_final: those are never regrouped), else until any stack is
+     * grouped anew (epoch moves). */
+    uint64_t epoch, resets;
+    vosum *osum;
+    size_t nosum, osum_cap;
+    uint64_t osum_serial, osum_epoch, osum_resets;
+    int osum_final;
+
+    /* the groups showing a pending frame (a group's flag never changes), so
+     * that counting the pending rows does not read every group */
+    uint32_t *pg;
+    size_t npg, pg_cap, pg_scanned; /* groups [0, pg_scanned) are in pg if pending */
+
+    vord *ord; /* tm_view_rows' scratch for orderings deep in the table */
+    size_t ord_cap;
+    vord guess_lo, guess_hi; /* see view_order: the range's ends, when guess */
+    int guess, guess_diff;
 };
 
 tm_view *tm_view_new(void)
@@ -936,6 +973,9 @@ static void view_reset(tm_view *v)
     v->gen_cap = 0;
     v->nrows = v->npending = v->nrows_last = 0;
     v->valid = 0;
+    v->epoch++;
+    v->resets++;
+    v->npg = v->pg_scanned = 0;
 }
 
 void tm_view_free(tm_view *v)
@@ -946,6 +986,9 @@ void tm_view_free(tm_view *v)
     view_forget_query(v);
     free(v->glist);
     free(v->rows);
+    free(v->osum);
+    free(v->ord);
+    free(v->pg);
     free(v);
 }
 
@@ -1066,6 +1109,7 @@ static int view_group_stack(tm_view *v, qctx *c, uint32_t id)
         }
     }
     e->state = c->stack_final ? VS_FINAL : VS_PENDING;
+    v->epoch++;
     return 0;
 }
 
@@ -1098,8 +1142,118 @@ static int view_cover(tm_view *v, qctx *c, int *have_ctx, const tm_snapshot *sna
     return 0;
 }
 
-/* Adds snap's stacks to their groups' rows (the old side when old). */
-static int view_sum(tm_view *v, const tm_snapshot *snap, int old)
+/* The row of group gi in this update, made if it has none yet; NULL when out
+ * of memory. */
+static inline vrow *view_row(tm_view *v, uint32_t gi)
+{
+    vslot *sl = &v->gen[gi];
+    if (sl->gen != v->update) {
+        if (v->nrows == v->rows_cap) {
+            size_t cap = v->rows_cap ? v->rows_cap * 2 : 1024;
+            vrow *r = realloc(v->rows, cap * sizeof *r);
+            if (!r)
+                return NULL;
+            v->rows = r;
+            v->rows_cap = cap;
+        }
+        sl->gen = v->update;
+        sl->row = (uint32_t)v->nrows;
+        v->rows[v->nrows++] = (vrow){0, 0, 0, 0, gi};
+    }
+    return &v->rows[sl->row];
+}
+
+/* Whether v->osum holds old's sums under the current grouping. */
+static int view_osum_valid(const tm_view *v, const tm_snapshot *old)
+{
+    if (v->osum_serial != old->serial || v->osum_resets != v->resets)
+        return 0;
+    return v->osum_final || v->osum_epoch == v->epoch;
+}
+
+/* Sums old's stacks per group into v->osum, unless it holds them already. */
+static int view_osum(tm_view *v, const tm_snapshot *old)
+{
+    if (view_osum_valid(v, old))
+        return 0;
+    v->osum_serial = 0;
+    v->nosum = 0;
+    int final = 1;
+    uint32_t *at = calloc(v->t.n ? v->t.n : 1, sizeof *at); /* group -> osum index + 1 */
+    if (!at)
+        return -1;
+    for (size_t e = 0; e < old->n; e++) {
+        const snap_ent *en = &old->e[e];
+        const vstack *st = &v->st[en->id];
+        final &= st->state == VS_FINAL;
+        for (uint32_t k = 0; k < st->n; k++) {
+            uint32_t gi = v->glist[st->off + k];
+            if (!at[gi]) {
+                if (v->nosum == v->osum_cap) {
+                    size_t cap = v->osum_cap ? v->osum_cap * 2 : 1024;
+                    vosum *o = realloc(v->osum, cap * sizeof *o);
+                    if (!o) {
+                        free(at);
+                        return -1;
+                    }
+                    v->osum = o;
+                    v->osum_cap = cap;
+                }
+                v->osum[v->nosum++] = (vosum){0, 0, gi};
+                at[gi] = (uint32_t)v->nosum;
+            }
+            vosum *o = &v->osum[at[gi] - 1];
+            o->size += en->bytes;
+            o->count += en->blocks;
+        }
+    }
+    free(at);
+    v->osum_serial = old->serial;
+    v->osum_epoch = v->epoch;
+    v->osum_resets = v->resets;
+    v->osum_final = final;
+    return 0;
+}
+
+/* Adds the old side's sums per group to the rows. */
+static int view_sum_old(tm_view *v, const tm_snapshot *old)
+{
+    if (view_osum(v, old) != 0)
+        return -1;
+    for (size_t i = 0; i < v->nosum; i++) {
+        vrow *r = view_row(v, v->osum[i].g);
+        if (!r)
+            return -1;
+        r->osize += v->osum[i].size;
+        r->ocount += v->osum[i].count;
+    }
+    return 0;
+}
+
+/* Counts the rows of this update whose group shows a pending frame. */
+static int view_count_pending(tm_view *v)
+{
+    for (; v->pg_scanned < v->t.n; v->pg_scanned++) {
+        if (!v->t.g[v->pg_scanned].pending)
+            continue;
+        if (v->npg == v->pg_cap) {
+            size_t cap = v->pg_cap ? v->pg_cap * 2 : 256;
+            uint32_t *n = realloc(v->pg, cap * sizeof *n);
+            if (!n)
+                return -1;
+            v->pg = n;
+            v->pg_cap = cap;
+        }
+        v->pg[v->npg++] = (uint32_t)v->pg_scanned;
+    }
+    v->npending = 0;
+    for (size_t i = 0; i < v->npg; i++)
+        v->npending += v->gen[v->pg[i]].gen == v->update;
+    return 0;
+}
+
+/* Adds snap's stacks to their groups' rows. */
+static int view_sum(tm_view *v, const tm_snapshot *snap)
 {
     /* the sums live in the rows, which are made in the order of the stacks
      * that first reach them: for most keys the writes run forward */
@@ -1107,30 +1261,11 @@ static int view_sum(tm_view *v, const tm_snapshot *snap, int old)
         const snap_ent *en = &snap->e[e];
         const vstack *st = &v->st[en->id];
         for (uint32_t k = 0; k < st->n; k++) {
-            uint32_t gi = v->glist[st->off + k];
-            vslot *sl = &v->gen[gi];
-            if (sl->gen != v->update) {
-                if (v->nrows == v->rows_cap) {
-                    size_t cap = v->rows_cap ? v->rows_cap * 2 : 1024;
-                    vrow *r = realloc(v->rows, cap * sizeof *r);
-                    if (!r)
-                        return -1;
-                    v->rows = r;
-                    v->rows_cap = cap;
-                }
-                sl->gen = v->update;
-                sl->row = (uint32_t)v->nrows;
-                v->rows[v->nrows++] = (vrow){0, 0, 0, 0, gi};
-                v->npending += v->t.g[gi].pending != 0;
-            }
-            vrow *r = &v->rows[sl->row];
-            if (old) {
-                r->osize += en->bytes;
-                r->ocount += en->blocks;
-            } else {
-                r->size += en->bytes;
-                r->count += en->blocks;
-            }
+            vrow *r = view_row(v, v->glist[st->off + k]);
+            if (!r)
+                return -1;
+            r->size += en->bytes;
+            r->count += en->blocks;
         }
     }
     return 0;
@@ -1171,7 +1306,8 @@ int tm_view_update(tm_view *v, const tm_snapshot *now, const tm_snapshot *old, c
         }
     }
     int have_ctx = 0, rc = view_cover(v, &c, &have_ctx, now, q, res);
-    if (rc == 0 && old)
+    /* old's stacks all final and summed: covering them again changes nothing */
+    if (rc == 0 && old && !(view_osum_valid(v, old) && v->osum_final))
         rc = view_cover(v, &c, &have_ctx, old, q, res);
     if (have_ctx) {
         rc |= c.nomem ? -1 : 0;
@@ -1195,9 +1331,11 @@ int tm_view_update(tm_view *v, const tm_snapshot *now, const tm_snapshot *old, c
             memset(v->gen, 0, v->gen_cap * sizeof *v->gen);
             v->update = 1;
         }
-        rc = view_sum(v, now, 0);
+        rc = view_sum(v, now);
         if (rc == 0 && old)
-            rc = view_sum(v, old, 1);
+            rc = view_sum_old(v, old);
+        if (rc == 0)
+            rc = view_count_pending(v);
     }
     if (rc != 0) {
         view_reset(v);
@@ -1251,29 +1389,52 @@ static int vrow_cmp(const tm_view *v, const vrow *a, const vrow *b)
     return -key_cmp(&x, &y, v->t.fkey);
 }
 
-static void vrow_swap(vrow *a, vrow *b)
+/* The first number rows are ordered by (descending): vrow_cmp(a, b) < 0
+ * whenever vrow_key(a) > vrow_key(b).  Comparing it first spares most rows the
+ * full comparison when scanning for the first rows of the order. */
+static inline uint64_t vrow_key(const tm_view *v, const vrow *r)
 {
-    vrow t = *a;
+    return v->diff ? abs64((int64_t)(r->size - r->osize)) : r->size;
+}
+
+/* The second sort number: vrow_cmp's second comparison. */
+static inline uint64_t vrow_key2(const tm_view *v, const vrow *r)
+{
+    return v->diff ? r->size : r->count;
+}
+
+static inline int vord_cmp(const tm_view *v, const vord *a, const vord *b)
+{
+    if (a->key != b->key)
+        return a->key > b->key ? -1 : 1;
+    if (a->key2 != b->key2)
+        return a->key2 > b->key2 ? -1 : 1;
+    return vrow_cmp(v, &v->rows[a->i], &v->rows[b->i]);
+}
+
+static inline void vord_swap(vord *a, vord *b)
+{
+    vord t = *a;
     *a = *b;
     *b = t;
 }
 
-/* Rearranges r[lo, hi) so that r[k] is the row that belongs there in order,
- * rows before it come first and rows after it come later (quickselect;
+/* Rearranges r[lo, hi) so that r[k] is the entry that belongs there in order,
+ * entries before it come first and entries after it come later (quickselect;
  * a pseudo-random pivot keeps adversarial orders from going quadratic). */
-static void vrow_select(const tm_view *v, vrow *r, size_t lo, size_t hi, size_t k)
+static void vord_select(const tm_view *v, vord *r, size_t lo, size_t hi, size_t k)
 {
     uint64_t seed = 0x9E3779B97F4A7C15ull ^ hi;
     while (hi - lo > 1) {
         seed = seed * 6364136223846793005ull + 1442695040888963407ull;
         size_t p = lo + (size_t)((seed >> 33) % (hi - lo));
-        vrow_swap(&r[p], &r[hi - 1]);
-        const vrow *pv = &r[hi - 1];
+        vord_swap(&r[p], &r[hi - 1]);
+        const vord *pv = &r[hi - 1];
         size_t store = lo;
         for (size_t i = lo; i + 1 < hi; i++)
-            if (vrow_cmp(v, &r[i], pv) < 0)
-                vrow_swap(&r[i], &r[store++]);
-        vrow_swap(&r[store], &r[hi - 1]);
+            if (vord_cmp(v, &r[i], pv) < 0)
+                vord_swap(&r[i], &r[store++]);
+        vord_swap(&r[store], &r[hi - 1]);
         if (store == k)
             return;
         if (k < store)
@@ -1283,21 +1444,80 @@ static void vrow_select(const tm_view *v, vrow *r, size_t lo, size_t hi, size_t 
     }
 }
 
-static int vrow_qcmp(const void *a, const void *b, void *v)
+static int vord_qcmp(const void *a, const void *b, void *v)
 {
-    return vrow_cmp(v, a, b);
+    return vord_cmp(v, a, b);
 }
 
-/* Puts rows [first, end) of the order in place, sorted. */
-static void view_order(tm_view *v, size_t first, size_t end)
+/* Writes the indices of rows [first, end) of the order to idx.  Returns 0,
+ * or -1 when out of memory.
+ *
+ * A display asks for about the same window redraw after redraw while the
+ * numbers drift a little, so the call remembers a range of (first, second)
+ * sort numbers a little wider than the window's (guess_lo .. guess_hi).  Rows
+ * with larger numbers come before every row of the range and rows with
+ * smaller ones after, so one pass counting the first and collecting the range
+ * is enough whenever the window falls inside it; then only those rows are
+ * ordered.  Otherwise all rows are, and the range is taken anew. */
+static int view_order(tm_view *v, size_t first, size_t end, uint32_t *idx)
 {
-    if (first >= end)
-        return;
-    if (first > 0)
-        vrow_select(v, v->rows, 0, v->nrows, first);
-    if (end < v->nrows)
-        vrow_select(v, v->rows, first, v->nrows, end - 1);
-    qsort_r(v->rows + first, end - first, sizeof *v->rows, vrow_qcmp, v);
+    size_t n = v->nrows, w = end - first;
+    if (v->ord_cap < n) {
+        vord *o = realloc(v->ord, n * sizeof *o);
+        if (!o)
+            return -1;
+        v->ord = o;
+        v->ord_cap = n;
+    }
+    vord *o = v->ord;
+    if (v->guess && v->guess_diff == v->diff) {
+        size_t ahead = 0, m = 0;
+        const vord hi = v->guess_hi, lo = v->guess_lo;
+        for (size_t i = 0; i < n; i++) {
+            const vrow *r = &v->rows[i];
+            uint64_t k = vrow_key(v, r), k2 = vrow_key2(v, r);
+            if (k > hi.key || (k == hi.key && k2 > hi.key2))
+                ahead++;
+            else if (k > lo.key || (k == lo.key && k2 >= lo.key2))
+                o[m++] = (vord){k, k2, (uint32_t)i};
+        }
+        if (ahead <= first && ahead + m >= end) {
+            size_t a = first - ahead, b = end - ahead; /* the window among o[0, m) */
+            if (a > 0)
+                vord_select(v, o, 0, m, a);
+            if (b < m)
+                vord_select(v, o, a, m, b - 1);
+            qsort_r(o + a, w, sizeof *o, vord_qcmp, v);
+            for (size_t i = 0; i < w; i++)
+                idx[i] = o[a + i].i;
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        o[i] = (vord){vrow_key(v, &v->rows[i]), vrow_key2(v, &v->rows[i]), (uint32_t)i};
+    /* the range: the numbers at 8 times the window's height before and after
+     * it, so that it still holds the window when the numbers or the window
+     * move a little (rows with larger numbers than the row at rank r rank
+     * before r).  Its two ends are put in place over all rows, the window's
+     * within the range only. */
+    size_t rlo = first > 8 * w ? first - 8 * w : 0,
+           rhi = end - 1 + 8 * w < n ? end - 1 + 8 * w : n - 1;
+    if (rlo > 0)
+        vord_select(v, o, 0, n, rlo);
+    if (rhi > rlo && rhi + 1 < n)
+        vord_select(v, o, rlo + 1, n, rhi);
+    v->guess_hi = o[rlo];
+    v->guess_lo = o[rhi];
+    v->guess_diff = v->diff;
+    v->guess = 1;
+    if (first > rlo)
+        vord_select(v, o, rlo, rhi + 1, first);
+    if (end <= rhi)
+        vord_select(v, o, first, rhi + 1, end - 1);
+    qsort_r(o + first, w, sizeof *o, vord_qcmp, v);
+    for (size_t i = first; i < end; i++)
+        idx[i - first] = o[i].i;
+    return 0;
 }
 
 /* Moves heap entry i down to its place in a heap of n row indices whose
@@ -1325,36 +1545,48 @@ static int vidx_qcmp(const void *a, const void *b, void *pv)
     return vrow_cmp(v, &v->rows[*(const uint32_t *)a], &v->rows[*(const uint32_t *)b]);
 }
 
+/* Rows never move within an update (orderings are of indices), so a group's
+ * row stays where view_row put it: tm_view_find relies on it. */
 size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out)
 {
     if (first >= v->nrows)
         return 0;
     size_t end = n > v->nrows - first ? v->nrows : first + n;
-    uint32_t *h = end <= v->nrows / 8 ? malloc(end * sizeof *h) : NULL;
-    if (!h) {
+    uint32_t *h = malloc(end * sizeof *h);
+    if (!h)
+        return 0;
+    const uint32_t *idx = h;
+    if (end > 1024 || end > v->nrows / 8) {
         /* deep in the table: quickselect, O(rows) but with more comparisons */
-        view_order(v, first, end);
-        for (size_t i = first; i < end; i++)
-            view_stat(v, &v->rows[i], &out[i - first]);
-        return end - first;
-    }
-    /* the first `end` rows of the order, kept in a heap whose root is the
-     * one that comes last: most rows cost one comparison with the root */
-    size_t k = 0;
-    for (size_t i = 0; i < v->nrows; i++) {
-        if (k < end) {
-            h[k++] = (uint32_t)i;
-            if (k == end)
-                for (size_t j = end / 2; j-- > 0;)
-                    vheap_down(v, h, end, j);
-        } else if (vrow_cmp(v, &v->rows[i], &v->rows[h[0]]) < 0) {
-            h[0] = (uint32_t)i;
-            vheap_down(v, h, end, 0);
+        if (view_order(v, first, end, h) != 0) {
+            free(h);
+            return 0;
         }
+    } else {
+        /* the first `end` rows of the order, kept in a heap whose root is the
+         * one that comes last: most rows cost one comparison with the root */
+        size_t k = 0;
+        uint64_t root_key = 0; /* vrow_key of the heap's root once it is full */
+        for (size_t i = 0; i < v->nrows; i++) {
+            if (k < end) {
+                h[k++] = (uint32_t)i;
+                if (k == end) {
+                    for (size_t j = end / 2; j-- > 0;)
+                        vheap_down(v, h, end, j);
+                    root_key = vrow_key(v, &v->rows[h[0]]);
+                }
+            } else if (vrow_key(v, &v->rows[i]) >= root_key &&
+                       vrow_cmp(v, &v->rows[i], &v->rows[h[0]]) < 0) {
+                h[0] = (uint32_t)i;
+                vheap_down(v, h, end, 0);
+                root_key = vrow_key(v, &v->rows[h[0]]);
+            }
+        }
+        qsort_r(h, end, sizeof *h, vidx_qcmp, v);
+        idx = h + first;
     }
-    qsort_r(h, end, sizeof *h, vidx_qcmp, v);
     for (size_t i = first; i < end; i++)
-        view_stat(v, &v->rows[h[i]], &out[i - first]);
+        view_stat(v, &v->rows[idx[i - first]], &out[i - first]);
     free(h);
     return end - first;
 }
@@ -1363,8 +1595,11 @@ size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out)
 static size_t view_rank(const tm_view *v, const vrow *r)
 {
     size_t rank = 0;
-    for (size_t i = 0; i < v->nrows; i++)
-        rank += vrow_cmp(v, &v->rows[i], r) < 0;
+    uint64_t key = vrow_key(v, r);
+    for (size_t i = 0; i < v->nrows; i++) {
+        uint64_t k = vrow_key(v, &v->rows[i]);
+        rank += k > key || (k == key && vrow_cmp(v, &v->rows[i], r) < 0);
+    }
     return rank;
 }
 
@@ -1394,29 +1629,28 @@ long tm_view_find(tm_view *v, const tm_frame *frames, uint32_t n)
     if (!g)
         return -1;
     uint32_t gi = (uint32_t)(g - v->t.g);
-    if (!v->gen || v->gen[gi].gen != v->update)
+    if (!v->gen || gi >= v->gen_cap || v->gen[gi].gen != v->update)
         return -1; /* a group of an earlier update, empty now */
-    /* rows move while they are put in order: look for it */
-    for (size_t i = 0; i < v->nrows; i++)
-        if (v->rows[i].g == gi)
-            return (long)view_rank(v, &v->rows[i]);
-    return -1;
+    return (long)view_rank(v, &v->rows[v->gen[gi].row]);
 }
 
 size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), void *ctx,
                       tm_stat *out, size_t max)
 {
-    /* the kept rows go to the front, then in order */
+    uint32_t *idx = malloc((v->nrows ? v->nrows : 1) * sizeof *idx);
+    if (!idx)
+        return 0;
     size_t nk = 0;
     for (size_t i = 0; i < v->nrows; i++) {
         tm_stat st;
         view_stat(v, &v->rows[i], &st);
         if (keep(ctx, &st))
-            vrow_swap(&v->rows[i], &v->rows[nk++]);
+            idx[nk++] = (uint32_t)i;
     }
-    if (nk)
-        qsort_r(v->rows, nk, sizeof *v->rows, vrow_qcmp, v);
+    if (nk > 1 && out && max)
+        qsort_r(idx, nk, sizeof *idx, vidx_qcmp, v);
     for (size_t i = 0; i < nk && i < max; i++)
-        view_stat(v, &v->rows[i], &out[i]);
+        view_stat(v, &v->rows[idx[i]], &out[i]);
+    free(idx);
     return nk;
 }

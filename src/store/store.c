@@ -77,8 +77,25 @@ static inline uint64_t lt_home(uint64_t cap, uint64_t ptr)
 static void lt_set_cap(live_table *t, uint64_t cap)
 {
     t->cap = cap;
-    t->grow_at = cap * 3 / 4; /* growing x1.5 past it keeps the load above 1/2 */
-    t->shrink_at = cap > LT_MIN_CAP ? cap / 8 : 0;
+    if (cap < LT_SMALL_CAP) {
+        /* small: load in [1/24, 1/4]; the x2 growth and lt_fit_cap keep a
+         * factor of 1.5 at least between the thresholds, so no thrashing */
+        t->grow_at = cap / 4;
+        t->shrink_at = cap > LT_MIN_CAP ? cap / 24 : 0;
+    } else {
+        t->grow_at = cap * 3 / 4; /* growing x1.5 past it keeps the load above 1/2 */
+        t->shrink_at = cap / 8;
+    }
+}
+
+/* The capacity a table holding count entries shrinks to. */
+static uint64_t lt_fit_cap(uint64_t count)
+{
+    if (count * 6 < LT_SMALL_CAP) /* small: load 1/6 */
+        return count * 6 < LT_MIN_CAP ? LT_MIN_CAP : count * 6;
+    if (count * 2 < LT_SMALL_CAP) /* too full for a small one */
+        return LT_SMALL_CAP;
+    return count * 2; /* load 1/2 */
 }
 
 static int lt_init(live_table *t)
@@ -145,12 +162,8 @@ static void lt_delete(live_table *t, lt_slot *victim)
     }
     sl[i].ptr = 0;
     t->count--;
-    if (t->count < t->shrink_at) {
-        uint64_t cap2 = t->count * 2;
-        if (cap2 < LT_MIN_CAP)
-            cap2 = LT_MIN_CAP;
-        (void)lt_rehash(t, cap2); /* failing to shrink is harmless */
-    }
+    if (t->count < t->shrink_at)
+        (void)lt_rehash(t, lt_fit_cap(t->count)); /* failing to shrink is harmless */
 }
 
 /* Makes room for one more entry.  Returns 0, or -1 when the table could not
@@ -159,7 +172,7 @@ static int lt_reserve(live_table *t)
 {
     if (t->count + 1 <= t->grow_at)
         return 0;
-    if (lt_rehash(t, t->cap + t->cap / 2) == 0)
+    if (lt_rehash(t, t->cap < LT_SMALL_CAP ? t->cap * 2 : t->cap + t->cap / 2) == 0)
         return 0;
     return t->count + 2 < t->cap ? 0 : -1;
 }
@@ -364,7 +377,8 @@ static inline int stack_ok(const tm_store *s, uint32_t stack)
     return stack < s->stack_cap && s->agg[stack].defined;
 }
 
-static int on_alloc(tm_store *s, const tm_wire_rec *r, tm_err *err)
+static inline __attribute__((always_inline)) int on_alloc(tm_store *s, const tm_wire_rec *r,
+                                                          tm_err *err)
 {
     uint32_t stack = r->u.alloc.stack_id;
     if (!stack_ok(s, stack))
@@ -374,13 +388,35 @@ static int on_alloc(tm_store *s, const tm_wire_rec *r, tm_err *err)
     if (r->u.alloc.size >= MAX_BLOCK_SIZE)
         return tm_err_set(err, TM_E_FORMAT, "ALLOC of %llu bytes is impossible",
                           (unsigned long long)r->u.alloc.size);
+    /* The common case inline, as insert_block + count_allocation do it: a
+     * size that fits a slot, a table with room, an address not live. */
+    uint64_t ptr = r->u.alloc.ptr, size = r->u.alloc.size;
+    if (__builtin_expect(size < LT_BIG_SIZE && s->lt.count < s->lt.grow_at, 1)) {
+        lt_slot *sl = lt_probe(&s->lt, ptr);
+        if (__builtin_expect(sl->ptr == 0, 1)) {
+            sl->ptr = ptr;
+            sl->size = (uint32_t)size;
+            sl->stack = stack;
+            s->lt.count++;
+            stack_agg *a = &s->agg[stack];
+            a->live_bytes += size;
+            a->live_blocks++;
+            a->total_bytes += size;
+            a->total_count++;
+            note_increase(s, size);
+            s->allocations++;
+            s->allocated_bytes += size;
+            return 0;
+        }
+    }
     if (insert_block(s, r->u.alloc.ptr, r->u.alloc.size, stack) != 0)
         return tm_err_set(err, TM_E_NOMEM, "out of memory growing the live table");
     count_allocation(s, r->u.alloc.size, stack);
     return 0;
 }
 
-static int on_free(tm_store *s, const tm_wire_rec *r, tm_err *err)
+static inline __attribute__((always_inline)) int on_free(tm_store *s, const tm_wire_rec *r,
+                                                         tm_err *err)
 {
     uint64_t ptr = r->u.free.ptr;
     if (!ptr)
@@ -745,6 +781,15 @@ static void on_tick(tm_store *s, const tm_wire_rec *r)
 
 int tm_store_apply(tm_store *s, const tm_wire_rec *r, tm_err *err)
 {
+    /* the two records of nearly every event first, before the jump table */
+    if (__builtin_expect(r->type == TM_REC_FREE, 1)) {
+        s->exec_last = 0;
+        return on_free(s, r, err);
+    }
+    if (__builtin_expect(r->type == TM_REC_ALLOC, 1)) {
+        s->exec_last = 0;
+        return on_alloc(s, r, err);
+    }
     /* An EXEC followed by more events was an exec that failed. */
     if (r->type != TM_REC_TICK)
         s->exec_last = r->type == TM_REC_EXEC;
@@ -865,6 +910,10 @@ tm_snapshot *tm_store_snapshot(const tm_store *s)
     }
     snap->n = k;
     snap->s = (tm_store *)s; /* queries fill the store's symbolization cache */
+    /* process-wide, so a snapshot freed and another allocated at its
+     * address are never taken for one another */
+    static uint64_t serials;
+    snap->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
     tm_store_totals(s, &snap->totals);
     return snap;
 }

@@ -186,9 +186,11 @@ void tm_stats_free(tm_stats *st);
  * has not seen under this query yet and those whose frames were still
  * TM_FRAME_PENDING (a resolved frame arriving later moves them).  A change of
  * the query (key, cumulative, filters, site policy), of the resolver or of
- * the store starts it over.  Rows are sorted exactly as
- * tm_snapshot_statistics / tm_snapshot_compare sort them, but only the rows
- * asked for are put in order.  Not thread-safe; an update reads the store
+ * the store starts it over.  The old side of a diff is summed per group once
+ * per old snapshot (snapshots are told apart by a serial number, not their
+ * address) and reused while its stacks keep their groups.  Rows are sorted
+ * exactly as tm_snapshot_statistics / tm_snapshot_compare sort them, but only
+ * the rows asked for are put in order.  Not thread-safe; an update reads the store
  * (under the store's lock), the other calls read only the view. */
 typedef struct tm_view tm_view;
 
@@ -211,8 +213,10 @@ size_t tm_view_count(const tm_view *v);
 size_t tm_view_pending(const tm_view *v);
 
 /* Copies rows first .. first+n-1 (in sorted order) to out; returns how many
- * (fewer at the end).  Costs O(rows) plus the sort of the n rows.  frames
- * borrow the view: valid until its next update or tm_view_free. */
+ * (fewer at the end, 0 when out of memory).  Costs O(rows) plus the sort of
+ * the n rows; a window asked for again after an update that moved the numbers
+ * a little costs one pass over the rows.  frames borrow the view: valid until
+ * its next update or tm_view_free. */
 size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out);
 
 /* The index of the row whose key is frames[0..n) under the view's key (as
@@ -220,7 +224,8 @@ size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out);
 long tm_view_find(tm_view *v, const tm_frame *frames, uint32_t n);
 
 /* The rows for which keep returns non-zero, in sorted order: copies up to max
- * of them to out and returns how many there are.  O(rows) calls of keep. */
+ * of them to out and returns how many there are (0 when out of memory).
+ * O(rows) calls of keep. */
 size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), void *ctx,
                       tm_stat *out, size_t max);
 

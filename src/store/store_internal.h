@@ -15,8 +15,12 @@
  * ptr 0 = empty slot.  The capacity is any integer >= LT_MIN_CAP: the slot of
  * a pointer is the high part of (fib(ptr) * cap), i.e. Fibonacci hashing
  * scaled to the capacity instead of shifted, so the table can grow by x1.5
- * (load stays within [0.5, 0.75] while growing: 21-32 bytes per live block). */
+ * (load stays within [0.5, 0.75] while growing: 21-32 bytes per live block).
+ * A small table (below LT_SMALL_CAP slots, 1 MiB) is kept at a load of at
+ * most 1/4 instead: its probe runs and deletion shifts stay short, and its
+ * memory does not matter. */
 #define LT_MIN_CAP 1024u
+#define LT_SMALL_CAP 65536u
 #define LT_BIG_SIZE UINT32_MAX /* slot size meaning "look in the big map" */
 
 typedef struct lt_slot {
@@ -163,7 +167,8 @@ typedef struct snap_ent {
 } snap_ent;
 
 struct tm_snapshot {
-    tm_store *s; /* borrowed; queries update its symbolization cache */
+    tm_store *s;     /* borrowed; queries update its symbolization cache */
+    uint64_t serial; /* unique per process: tells a view's caches which snapshot they hold */
     tm_totals totals;
     size_t n;
     snap_ent *e; /* ascending stack id */

@@ -184,7 +184,8 @@ static void test_million(void)
 }
 
 /* Memory per live block while a table grows: never above 32 bytes once the
- * table is past its minimum size. */
+ * table is past the small sizes (LT_SMALL_CAP slots, 1 MiB) that are kept
+ * sparse for speed; below, never above 1 MiB in all. */
 static void test_bytes_per_block(void)
 {
     tstream t;
@@ -194,14 +195,15 @@ static void test_bytes_per_block(void)
     for (uint64_t i = 1; i <= 1000000; i++) {
         CHECK(ev_alloc(&t, (uint32_t)(i % NSTACKS), 0x7f0000000000ull + 32 * i, 64) == 0);
         double b = bytes_per_block(t.s);
-        if (i >= LT_MIN_CAP / 2 && b > worst)
+        if (i >= LT_SMALL_CAP / 2 && b > worst)
             worst = b;
+        CHECK(t.s->lt.cap <= LT_SMALL_CAP || i >= LT_SMALL_CAP / 8);
         if (i == 1000 || i == 10000 || i == 100000 || i == 1000000)
             fprintf(stderr, "store scale: %7llu live blocks: %.1f B/block\n", (unsigned long long)i,
                     b);
     }
     fprintf(stderr, "store scale: worst while growing (>= %u blocks): %.1f B/block\n",
-            LT_MIN_CAP / 2, worst);
+            LT_SMALL_CAP / 2, worst);
     CHECK(worst <= 32.0);
     ts_close(&t);
 }

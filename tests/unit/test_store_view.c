@@ -2,7 +2,8 @@
  * after every change (new records, a new stack, a filter, the key, cumulative,
  * a diff against a snapshot, frames that were pending and got resolved) its
  * rows must equal what tm_snapshot_statistics / tm_snapshot_compare compute
- * from scratch, in the same order. */
+ * from scratch, in the same order; the old side of a diff is cached and must
+ * never be stale. */
 #include <stdio.h>
 #include <string.h>
 
@@ -113,13 +114,16 @@ static void check_view(tm_view *v, const tm_snapshot *now, const tm_snapshot *ol
     CHECK_U64(bad, 0);
     if (q->key != TM_KEY_TRACEBACK)
         CHECK_U64(tm_view_pending(v), pending);
-    /* small windows, from the top, the middle and the end */
+    /* small windows, from the top, the middle and the end; each twice (the
+     * second call starts from the range of sort numbers the first left) */
     for (size_t first = 0; first < n; first += n / 7 + 1) {
-        tm_stat w[3];
-        size_t got = tm_view_rows(v, first, 3, w);
-        CHECK_U64(got, n - first < 3 ? n - first : 3);
-        for (size_t k = 0; k < got; k++)
-            CHECK(w[k].size == st->v[first + k].size && same_frames(&w[k], &st->v[first + k]));
+        for (int again = 0; again < 2; again++) {
+            tm_stat w[3];
+            size_t got = tm_view_rows(v, first, 3, w);
+            CHECK_U64(got, n - first < 3 ? n - first : 3);
+            for (size_t k = 0; k < got; k++)
+                CHECK(w[k].size == st->v[first + k].size && same_frames(&w[k], &st->v[first + k]));
+        }
         long r = tm_view_find(v, st->v[first].frames, st->v[first].nframes);
         CHECK_I64(r, (int64_t)first);
     }
@@ -259,9 +263,105 @@ static void test_view_pending_then_resolved(void)
     ts_close(&t);
 }
 
+/* A diff keeps the old side's sums per group across updates: they must not
+ * survive new records or stacks in now, another old snapshot (even one at the
+ * address of a freed one), a change of key, or old's frames getting resolved. */
+static void test_view_diff_cache(void)
+{
+    tstream t;
+    ts_open(&t);
+    CHECK(ev_hello(&t, 1, 0, 64, "/opt/app") == 0);
+    nstacks = 0;
+    add_stacks(&t, 120);
+    add_blocks(&t, 2000);
+    tm_query q = {TM_KEY_LINENO, 0, NULL, 0, 0, NULL, 0};
+    tm_view *v = tm_view_new();
+    CHECK(v != NULL);
+
+    tm_snapshot *old = tm_store_snapshot(t.s);
+    add_blocks(&t, 300);
+    tm_snapshot *now = tm_store_snapshot(t.s);
+    check_view(v, now, old, &q, "diff cache: first");
+    check_view(v, now, old, &q, "diff cache: again");
+
+    /* new records on known stacks and new stacks: now changes, old does not */
+    for (int round = 0; round < 3; round++) {
+        for (uint64_t p = 0x100000 + 0x100 * 400 * (uint64_t)round;
+             p < 0x100000 + 0x100 * 400 * (uint64_t)(round + 1); p += 0x100)
+            ev_free(&t, p);
+        add_stacks(&t, 10);
+        add_blocks(&t, 500);
+        tm_snapshot_free(now);
+        now = tm_store_snapshot(t.s);
+        check_view(v, now, old, &q, "diff cache: new records and stacks");
+    }
+
+    /* another old snapshot; then the old one freed and a new one most likely
+     * at its address, with other contents */
+    tm_snapshot *old2 = tm_store_snapshot(t.s);
+    add_blocks(&t, 200);
+    tm_snapshot_free(now);
+    now = tm_store_snapshot(t.s);
+    check_view(v, now, old2, &q, "diff cache: a newer old snapshot");
+    check_view(v, now, old, &q, "diff cache: back to the first old snapshot");
+    tm_snapshot_free(old);
+    for (uint64_t p = 0x100000 + 0x100 * 1200; p < 0x100000 + 0x100 * 1700; p += 0x100)
+        ev_free(&t, p);
+    old = tm_store_snapshot(t.s);
+    check_view(v, now, old, &q, "diff cache: an old snapshot where a freed one was");
+    check_view(v, old, now, &q, "diff cache: the sides swapped");
+
+    /* the key, and a filter */
+    q.key = TM_KEY_FILENAME;
+    check_view(v, now, old, &q, "diff cache: filename");
+    q.key = TM_KEY_TRACEBACK;
+    check_view(v, now, old, &q, "diff cache: traceback");
+    tm_filter ex = {0, "/src/b.c", 0, 0};
+    q.filters = &ex;
+    q.nfilters = 1;
+    check_view(v, now, old, &q, "diff cache: traceback, exclude b.c");
+    q.filters = NULL;
+    q.nfilters = 0;
+    q.key = TM_KEY_LINENO;
+    check_view(v, now, old, &q, "diff cache: lineno again");
+
+    tm_snapshot_free(old);
+    tm_snapshot_free(old2);
+    tm_snapshot_free(now);
+    tm_view_free(v);
+    ts_close(&t);
+
+    /* old's stacks pending when summed (a store whose frames were never
+     * resolved), resolved later: they regroup, and old's sums with them */
+    ts_open(&t);
+    CHECK(ev_hello(&t, 1, 0, 64, "/opt/app") == 0);
+    nstacks = 0;
+    add_stacks(&t, 40);
+    add_blocks(&t, 600);
+    old = tm_store_snapshot(t.s);
+    add_blocks(&t, 100);
+    now = tm_store_snapshot(t.s);
+    v = tm_view_new();
+    pending_on = 1;
+    check_view(v, now, old, &q, "diff cache: pending");
+    CHECK(tm_view_pending(v) > 0);
+    pending_on = 0;
+    check_view(v, now, old, &q, "diff cache: resolved");
+    CHECK_U64(tm_view_pending(v), 0);
+    add_blocks(&t, 100);
+    tm_snapshot_free(now);
+    now = tm_store_snapshot(t.s);
+    check_view(v, now, old, &q, "diff cache: resolved, new records");
+    tm_snapshot_free(old);
+    tm_snapshot_free(now);
+    tm_view_free(v);
+    ts_close(&t);
+}
+
 int main(void)
 {
     test_view_follows_changes();
     test_view_pending_then_resolved();
+    test_view_diff_cache();
     return check_done("store_view");
 }
