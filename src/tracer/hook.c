@@ -37,7 +37,7 @@ TM_EXPORT void *malloc(size_t n)
     }
     if (!tm_hook_enter()) {
         void *p = tm_real.malloc(n);
-        if (tm_hook_tls.guard && p && tm_hook_state == TM_HOOK_ON)
+        if (tm_hook_tls.inside && p && tm_hook_state == TM_HOOK_ON)
             tm_hook_note_internal(p);
         return p;
     }
@@ -86,7 +86,7 @@ TM_EXPORT void *calloc(size_t nmemb, size_t size)
     }
     if (!tm_hook_enter()) {
         void *p = tm_real.calloc(nmemb, size);
-        if (tm_hook_tls.guard && p && tm_hook_state == TM_HOOK_ON)
+        if (tm_hook_tls.inside && p && tm_hook_state == TM_HOOK_ON)
             tm_hook_note_internal(p);
         return p;
     }

@@ -1585,40 +1585,48 @@ static inline void record(struct tm_ring *r, const uint8_t rec[EV_MAX], size_t l
 void tm_hook_on_alloc(uint8_t kind, uint64_t ptr, uint64_t size)
 {
     int e = errno;
+    tm_hook_tls.inside++;
     uint32_t id;
     uint8_t b[EV_MAX];
     uint64_t buf[STACK_CAP()];
     struct tm_ring *r = ring_room();
     if (stack_id(buf, &id))
         record(r, b, tm_wire_put_alloc(b, id, kind, ptr, size));
+    tm_hook_tls.inside--;
     errno = e;
 }
 
 void tm_hook_on_free(uint64_t ptr, uint8_t kind)
 {
     int e = errno;
+    tm_hook_tls.inside++;
     uint8_t b[EV_MAX];
     record(ring_room(), b, tm_wire_put_free(b, ptr, kind));
+    tm_hook_tls.inside--;
     errno = e;
 }
 
 void tm_hook_on_realloc(uint64_t old_ptr, uint64_t new_ptr, uint64_t size)
 {
     int e = errno;
+    tm_hook_tls.inside++;
     uint32_t id;
     uint8_t b[EV_MAX];
     uint64_t buf[STACK_CAP()];
     struct tm_ring *r = ring_room();
     if (stack_id(buf, &id))
         record(r, b, tm_wire_put_realloc(b, id, old_ptr, new_ptr, size));
+    tm_hook_tls.inside--;
     errno = e;
 }
 
 void tm_hook_on_realloc_failed(uint64_t old_ptr)
 {
     int e = errno;
+    tm_hook_tls.inside++;
     uint8_t b[EV_MAX];
     record(ring_room(), b, tm_wire_put_realloc_failed(b, old_ptr));
+    tm_hook_tls.inside--;
     errno = e;
 }
 

@@ -26,6 +26,10 @@ struct tm_hook_tls {
                         timer thread): allocation calls pass straight through */
     uint64_t nested; /* calls passed through because of the guard, not yet
                         folded into the process total */
+    unsigned inside; /* non-zero while the hook's own machinery runs (stack
+                        capture, recording): what is allocated then is the
+                        hook's (tm_hook_note_internal), unlike the blocks
+                        operator new gets from malloc under the guard */
 };
 extern __thread struct tm_hook_tls tm_hook_tls __attribute__((tls_model("initial-exec")));
 
@@ -123,8 +127,8 @@ static inline void tm_hook_leave(void)
     tm_hook_tls.guard = 0;
 }
 
-/* Blocks allocated while this thread was inside the hook (the guard was
- * set: glibc's dynamic TLS for the unwinder, dlerror's buffer...) are the
+/* Blocks allocated while the hook's own machinery ran in this thread
+ * (tm_hook_tls.inside: glibc's dynamic TLS for the unwinder...) are the
  * hook's own, never recorded; glibc may free them later from the target's
  * code (a dead thread's TLS when its stack is reused), and such a free must
  * not be recorded either.  tm_hook_note_internal remembers p (up to a few
