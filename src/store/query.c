@@ -1649,7 +1649,7 @@ size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), vo
     }
     if (nk > 1 && out && max)
         qsort_r(idx, nk, sizeof *idx, vidx_qcmp, v);
-    for (size_t i = 0; i < nk && i < max; i++)
+    for (size_t i = 0; out && i < nk && i < max; i++)
         view_stat(v, &v->rows[idx[i]], &out[i]);
     free(idx);
     return nk;

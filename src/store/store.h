@@ -224,7 +224,8 @@ size_t tm_view_rows(tm_view *v, size_t first, size_t n, tm_stat *out);
 long tm_view_find(tm_view *v, const tm_frame *frames, uint32_t n);
 
 /* The rows for which keep returns non-zero, in sorted order: copies up to max
- * of them to out and returns how many there are (0 when out of memory).
+ * of them to out (none when out is NULL: a count) and returns how many there
+ * are (0 when out of memory).
  * O(rows) calls of keep. */
 size_t tm_view_select(tm_view *v, int (*keep)(void *ctx, const tm_stat *row), void *ctx,
                       tm_stat *out, size_t max);

@@ -325,7 +325,7 @@ static pthread_mutex_t g_scan_lock = PTHREAD_MUTEX_INITIALIZER;
 static union {
     int word;
     char line[64];
-} _Alignas(64) g_lock_u;
+} g_lock_u __attribute__((aligned(64)));
 #define g_lock_word g_lock_u.word
 #define LOCK_SPINS 256
 
@@ -375,7 +375,7 @@ static int g_asym; /* membarrier(PRIVATE_EXPEDITED) is registered */
 static union {
     uint64_t v;
     char line[64];
-} _Alignas(64) g_ctr_u;
+} g_ctr_u __attribute__((aligned(64)));
 
 static inline uint64_t stamp_now(void)
 {
@@ -496,7 +496,7 @@ struct ring_slot {
 };
 _Static_assert(TM_WIRE_REALLOC_LEN <= EV_MAX && TM_WIRE_ALLOC_LEN <= EV_MAX, "slot too small");
 enum { RING_FREE, RING_LIVE, RING_DEAD };
-struct tm_ring {
+struct tm_ring { // NOLINT(clang-analyzer-optin.performance.Padding): lines kept apart on purpose
     /* the owner's line */
     uint64_t head; /* slots published (release) */
     uint64_t last; /* stamp of the last slot published */
