@@ -1631,21 +1631,26 @@ void tm_hook_on_realloc_failed(uint64_t old_ptr)
 }
 
 /* ---- the hook's own blocks ----------------------------------------------------
- * Open addressing over pointers, lock-free: 0 empty, 1 a deleted slot. */
-#define INTERNAL_SLOTS 4096
-static uintptr_t g_internal[INTERNAL_SLOTS];
+ * Open addressing over pointers, lock-free: 0 empty, 1 a deleted slot.
+ * Probes are bounded, so that deleted slots piling up over a long run of
+ * thread churn never make the check every free() does slow: a block that
+ * finds no room is simply not remembered (its free would show as unknown).
+ * 8 KiB: small enough to stay in cache for that check. */
+#define INTERNAL_SLOTS 1024
+#define INTERNAL_PROBE 8
+static uintptr_t g_internal[INTERNAL_SLOTS] __attribute__((aligned(64)));
 unsigned tm_hook_internal_n; /* blocks noted and not taken (atomic) */
 
 static inline size_t internal_hash(uintptr_t p)
 {
-    return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> 52) & (INTERNAL_SLOTS - 1);
+    return (size_t)((p >> 4) * 0x9e3779b97f4a7c15ull >> 54) & (INTERNAL_SLOTS - 1);
 }
 
 void tm_hook_note_internal(const void *ptr)
 {
     uintptr_t p = (uintptr_t)ptr;
     size_t h = internal_hash(p);
-    for (size_t k = 0; k < INTERNAL_SLOTS / 4; k++) {
+    for (size_t k = 0; k < INTERNAL_PROBE; k++) {
         uintptr_t *slot = &g_internal[(h + k) & (INTERNAL_SLOTS - 1)];
         uintptr_t v = __atomic_load_n(slot, __ATOMIC_RELAXED);
         if ((v == 0 || v == 1) &&
@@ -1660,7 +1665,7 @@ int tm_hook_take_internal(const void *ptr)
 {
     uintptr_t p = (uintptr_t)ptr;
     size_t h = internal_hash(p);
-    for (size_t k = 0; k < INTERNAL_SLOTS / 4; k++) {
+    for (size_t k = 0; k < INTERNAL_PROBE; k++) {
         uintptr_t *slot = &g_internal[(h + k) & (INTERNAL_SLOTS - 1)];
         uintptr_t v = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
         if (v == 0)

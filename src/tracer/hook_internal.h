@@ -131,8 +131,8 @@ static inline void tm_hook_leave(void)
  * (tm_hook_tls.inside: glibc's dynamic TLS for the unwinder...) are the
  * hook's own, never recorded; glibc may free them later from the target's
  * code (a dead thread's TLS when its stack is reused), and such a free must
- * not be recorded either.  tm_hook_note_internal remembers p (up to a few
- * thousand at a time; beyond that such frees show as unknown frees);
+ * not be recorded either.  tm_hook_note_internal remembers p (a few hundred
+ * at a time; beyond that such frees show as unknown frees);
  * tm_hook_take_internal forgets p and says whether it was one. */
 extern unsigned tm_hook_internal_n;
 void tm_hook_note_internal(const void *p);
