@@ -624,11 +624,22 @@ static void detail_compute(tui_model *m, const tm_query *q)
     if (tm_view_update(m->traces, m->diff ? diff_new_snap(m) : m->now, old, &tq, &m->data.res,
                        &err) != 0)
         return; /* out of memory: the detail keeps what it had */
-    size_t n = tm_view_select(m->traces, trace_keep, m, NULL, 0);
-    tm_stat *v = malloc((n ? n : 1) * sizeof *v);
-    if (!v)
-        return;
-    n = tm_view_select(m->traces, trace_keep, m, v, n);
+    /* One pass when the site's tracebacks fit (they mostly do); a second
+     * only when there are more. */
+    tm_stat *v = NULL;
+    size_t n, cap = 64;
+    for (;;) {
+        tm_stat *nv = realloc(v, cap * sizeof *v);
+        if (!nv) {
+            free(v);
+            return;
+        }
+        v = nv;
+        n = tm_view_select(m->traces, trace_keep, m, v, cap);
+        if (n <= cap)
+            break;
+        cap = n;
+    }
     detail_clear(m);
     m->det = calloc(n ? n : 1, sizeof *m->det);
     for (size_t i = 0; m->det && i < n; i++) {
