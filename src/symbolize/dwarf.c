@@ -1337,117 +1337,82 @@ static void load_lines(dw *c, Dwarf_Die cu)
 
 /* ---- assembly ------------------------------------------------------------ */
 
+/* Stable natural merge sort of v[0..n) by before(x, y) ("x strictly before
+ * y"): the rows and the scope ranges come as long sorted runs (one or a few
+ * per CU, CUs in link order; functions in address order with their inlined
+ * calls after them), so this does a fraction of qsort's work, and sorted
+ * input costs one pass.  NAME returns 0, or -1 when out of memory (nothing
+ * sorted). */
+#define DEFINE_NATURAL_SORT(NAME, TYPE, BEFORE)                                                    \
+    static int NAME(TYPE *v, size_t n)                                                             \
+    {                                                                                              \
+        size_t nruns = 0;                                                                          \
+        for (size_t i = 1; i < n; i++)                                                             \
+            nruns += BEFORE(&v[i], &v[i - 1]);                                                     \
+        if (n < 2 || nruns == 0)                                                                   \
+            return 0;                                                                              \
+        TYPE *tmp = malloc(n * sizeof *tmp);                                                       \
+        if (!tmp)                                                                                  \
+            return -1;                                                                             \
+        TYPE *src = v, *dst = tmp;                                                                 \
+        while (nruns > 0) { /* one pass: merge each pair of adjacent runs */                       \
+            size_t lo = 0;                                                                         \
+            nruns = 0;                                                                             \
+            while (lo < n) {                                                                       \
+                size_t mid = lo + 1;                                                               \
+                while (mid < n && !BEFORE(&src[mid], &src[mid - 1]))                               \
+                    mid++;                                                                         \
+                size_t hi = mid < n ? mid + 1 : n;                                                 \
+                while (hi < n && !BEFORE(&src[hi], &src[hi - 1]))                                  \
+                    hi++;                                                                          \
+                size_t a = lo, b = mid, k = lo;                                                    \
+                while (a < mid && b < hi)                                                          \
+                    dst[k++] = BEFORE(&src[b], &src[a]) ? src[b++] : src[a++];                     \
+                while (a < mid)                                                                    \
+                    dst[k++] = src[a++];                                                           \
+                while (b < hi)                                                                     \
+                    dst[k++] = src[b++];                                                           \
+                nruns += hi < n;                                                                   \
+                lo = hi;                                                                           \
+            }                                                                                      \
+            TYPE *t = src;                                                                         \
+            src = dst;                                                                             \
+            dst = t;                                                                               \
+        }                                                                                          \
+        if (src != v)                                                                              \
+            memcpy(v, src, n * sizeof *v);                                                         \
+        free(tmp);                                                                                 \
+        return 0;                                                                                  \
+    }
+
 /* Row order: address, then end markers first at equal addresses; rows from
- * different sequences at one address keep their table order (the stable
- * merge sort below), so the later one is found by the upper-bound lookup. */
+ * different sequences at one address keep their table order (the sort is
+ * stable), so the later one is found by the upper-bound lookup. */
 static int row_before(const sym_row *x, const sym_row *y)
 {
     if (x->addr != y->addr)
         return x->addr < y->addr;
     return x->end > y->end;
 }
+DEFINE_NATURAL_SORT(sort_rows, sym_row, row_before)
 
-/* Stable natural merge sort: the rows come as sorted sequences, mostly in
- * address order already (one or a few per CU, CUs in link order), so the
- * runs are long and few, and already-sorted input costs one pass. */
-static int sort_rows(sym_row *v, size_t n)
+/* Scope order (total): start, depth, longest first, DIE order. */
+static int range_before(const range *x, const range *y)
 {
-    size_t nruns = 0;
-    for (size_t i = 1; i < n; i++)
-        nruns += row_before(&v[i], &v[i - 1]);
-    if (n < 2 || nruns == 0)
-        return 0;
-    sym_row *tmp = malloc(n * sizeof *tmp);
-    if (!tmp)
-        return -1;
-    sym_row *src = v, *dst = tmp;
-    while (nruns > 0) {
-        /* one pass: merge each pair of adjacent runs */
-        size_t lo = 0;
-        nruns = 0;
-        while (lo < n) {
-            size_t mid = lo + 1;
-            while (mid < n && !row_before(&src[mid], &src[mid - 1]))
-                mid++;
-            size_t hi = mid < n ? mid + 1 : n;
-            while (hi < n && !row_before(&src[hi], &src[hi - 1]))
-                hi++;
-            size_t a = lo, b = mid, k = lo;
-            while (a < mid && b < hi)
-                dst[k++] = row_before(&src[b], &src[a]) ? src[b++] : src[a++];
-            while (a < mid)
-                dst[k++] = src[a++];
-            while (b < hi)
-                dst[k++] = src[b++];
-            nruns += hi < n;
-            lo = hi;
-        }
-        sym_row *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != v)
-        memcpy(v, src, n * sizeof *v);
-    free(tmp);
-    return 0;
+    if (x->lo != y->lo)
+        return x->lo < y->lo;
+    if (x->depth != y->depth)
+        return x->depth < y->depth;
+    if (x->hi != y->hi)
+        return x->hi > y->hi;
+    return x->order < y->order;
 }
+DEFINE_NATURAL_SORT(sort_ranges, range, range_before)
 
+/* The same order for qsort, the fallback when the sort has no memory. */
 static int range_cmp(const void *a, const void *b)
 {
-    const range *x = a, *y = b;
-    if (x->lo != y->lo)
-        return x->lo < y->lo ? -1 : 1;
-    if (x->depth != y->depth)
-        return x->depth < y->depth ? -1 : 1;
-    if (x->hi != y->hi)
-        return x->hi > y->hi ? -1 : 1;
-    return x->order < y->order ? -1 : x->order > y->order;
-}
-
-/* Natural merge sort of the scope ranges by range_cmp (a total order): they
- * come in DIE order, functions mostly in address order with their inlined
- * calls after them, so the runs are long and this does a fraction of
- * qsort's work (qsort was 12% of a large program's load).  Returns 0, or -1
- * when out of memory (nothing sorted). */
-static int sort_ranges(range *v, size_t n)
-{
-    size_t nruns = 0;
-    for (size_t i = 1; i < n; i++)
-        nruns += range_cmp(&v[i], &v[i - 1]) < 0;
-    if (n < 2 || nruns == 0)
-        return 0;
-    range *tmp = malloc(n * sizeof *tmp);
-    if (!tmp)
-        return -1;
-    range *src = v, *dst = tmp;
-    while (nruns > 0) {
-        size_t lo = 0;
-        nruns = 0;
-        while (lo < n) {
-            size_t mid = lo + 1;
-            while (mid < n && range_cmp(&src[mid], &src[mid - 1]) >= 0)
-                mid++;
-            size_t hi = mid < n ? mid + 1 : n;
-            while (hi < n && range_cmp(&src[hi], &src[hi - 1]) >= 0)
-                hi++;
-            size_t a = lo, b = mid, k = lo;
-            while (a < mid && b < hi)
-                dst[k++] = range_cmp(&src[b], &src[a]) < 0 ? src[b++] : src[a++];
-            while (a < mid)
-                dst[k++] = src[a++];
-            while (b < hi)
-                dst[k++] = src[b++];
-            nruns += hi < n;
-            lo = hi;
-        }
-        range *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != v)
-        memcpy(v, src, n * sizeof *v);
-    free(tmp);
-    return 0;
+    return range_before(a, b) ? -1 : range_before(b, a);
 }
 
 typedef struct open_range {
