@@ -1,4 +1,4 @@
-/* e2e_common.h - helpers shared by the end-to-end target programs.
+/* e2e_common.h - helpers shared by the end-to-end and hardening target programs.
  *
  * The programs measure their own allocations, so they never touch stdio:
  * the first printf to stdout allocates a buffer inside libc whose size
@@ -17,7 +17,7 @@
 /* Writes a formatted line to fd (1 or 2) without stdio buffering. */
 static inline void __attribute__((format(printf, 2, 3))) e2e_say(int fd, const char *fmt, ...)
 {
-    char buf[512];
+    char buf[1024];
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof buf, fmt, ap);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 static void *leak[10];
 
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     } else if (!strcmp(mode, "abort")) {
         abort();
     } else {
-        hard_say(1, "ready %ld\n", (long)getpid());
+        e2e_say(1, "ready %ld\n", (long)getpid());
         for (;;)
             pause();
     }

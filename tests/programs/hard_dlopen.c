@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 static atomic_int stop;
 static long allocs;
@@ -36,7 +36,7 @@ int main(int argc, char **argv)
     for (long r = 0; r < rounds; r++) {
         void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
         if (!h) {
-            hard_say(2, "dlopen: %s\n", dlerror());
+            e2e_say(2, "dlopen: %s\n", dlerror());
             return 4;
         }
         void (*make)(int, void **) = (void (*)(int, void **))dlsym(h, "hard_plugin_make");
@@ -52,6 +52,6 @@ int main(int argc, char **argv)
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++)
         pthread_join(t[i], NULL);
-    hard_say(1, "dlopen: rounds=%ld\n", done);
+    e2e_say(1, "dlopen: rounds=%ld\n", done);
     return 0;
 }

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 #include "wire.h"
 
 #define INJECT_SIZE 6209758u
@@ -106,17 +106,17 @@ int main(void)
     static uint8_t buf[8192];
     find_channel();
     if (!sockname[0]) {
-        hard_say(2, "inject: no TMTOP_SOCK in /proc/self/environ\n");
+        e2e_say(2, "inject: no TMTOP_SOCK in /proc/self/environ\n");
         return 3;
     }
-    hard_say(1, "inject wrongtoken: %s\n", attempt(buf, events(buf, token ^ 0x5a5a, 1)));
-    hard_say(1, "inject nohello: %s\n", attempt(buf, events(buf, token, 0)));
+    e2e_say(1, "inject wrongtoken: %s\n", attempt(buf, events(buf, token ^ 0x5a5a, 1)));
+    e2e_say(1, "inject nohello: %s\n", attempt(buf, events(buf, token, 0)));
     uint32_t x = 12345;
     for (size_t i = 0; i < 4096; i++) {
         x = x * 1103515245u + 12345u;
         buf[i] = (uint8_t)(x >> 16);
     }
-    hard_say(1, "inject garbage: %s\n", attempt(buf, 4096));
+    e2e_say(1, "inject garbage: %s\n", attempt(buf, 4096));
     if (geteuid() == 0) {
         int p[2];
         if (pipe(p) != 0)
@@ -138,9 +138,9 @@ int main(void)
         (void)n;
         close(p[0]);
         waitpid(pid, NULL, 0);
-        hard_say(1, "inject otheruid: %s\n", r);
+        e2e_say(1, "inject otheruid: %s\n", r);
     } else {
-        hard_say(1, "inject otheruid: skipped\n");
+        e2e_say(1, "inject otheruid: skipped\n");
     }
     static void *mine;
     mine = malloc(777); /* @site:own */

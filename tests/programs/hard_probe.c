@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 extern char **environ;
 
@@ -51,15 +51,15 @@ int main(int argc, char **argv)
         const char *d = sa.sa_handler == SIG_DFL   ? "dfl"
                         : sa.sa_handler == SIG_IGN ? "ign"
                                                    : "handler";
-        hard_say(1, "sig %d %s flags=%#x\n", s, d, (unsigned)sa.sa_flags);
+        e2e_say(1, "sig %d %s flags=%#x\n", s, d, (unsigned)sa.sa_flags);
     }
     sigset_t mask;
     sigprocmask(SIG_BLOCK, NULL, &mask);
-    hard_say(1, "mask");
+    e2e_say(1, "mask");
     for (int s = 1; s < NSIG; s++)
         if (sigismember(&mask, s))
-            hard_say(1, " %d", s);
-    hard_say(1, "\n");
+            e2e_say(1, " %d", s);
+    e2e_say(1, "\n");
     size_t n = 0;
     while (environ[n])
         n++;
@@ -67,31 +67,31 @@ int main(int argc, char **argv)
     memcpy(env, environ, (n + 1) * sizeof *env);
     qsort(env, n, sizeof *env, cmp);
     for (size_t i = 0; i < n; i++)
-        hard_say(1, "env %s\n", env[i]);
+        e2e_say(1, "env %s\n", env[i]);
     free(env);
     for (int fd = 0; fd < 3; fd++)
-        hard_say(1, "fd %d %s flags=%#x\n", fd, fd_kind(fd), (unsigned)fcntl(fd, F_GETFL));
+        e2e_say(1, "fd %d %s flags=%#x\n", fd, fd_kind(fd), (unsigned)fcntl(fd, F_GETFL));
     /* Descriptors above 2 the program did not open: the hook's channel is
      * expected to be invisible or at least not on a low number. */
     int low = 0;
     for (int fd = 3; fd < 64; fd++)
         if (fcntl(fd, F_GETFD) >= 0)
             low++;
-    hard_say(1, "fds 3..63 open: %d\n", low);
+    e2e_say(1, "fds 3..63 open: %d\n", low);
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
-    hard_say(1, "nofile %llu %llu\n", (unsigned long long)rl.rlim_cur,
-             (unsigned long long)rl.rlim_max);
+    e2e_say(1, "nofile %llu %llu\n", (unsigned long long)rl.rlim_cur,
+            (unsigned long long)rl.rlim_max);
     getrlimit(RLIMIT_CORE, &rl);
-    hard_say(1, "core %llu\n", (unsigned long long)rl.rlim_cur);
+    e2e_say(1, "core %llu\n", (unsigned long long)rl.rlim_cur);
     mode_t um = umask(022);
     umask(um);
-    hard_say(1, "umask %03o\n", (unsigned)um);
-    hard_say(1, "pgrp same as parent: %d\n", getpgrp() == getpgid(getppid()));
-    hard_say(1, "argv");
+    e2e_say(1, "umask %03o\n", (unsigned)um);
+    e2e_say(1, "pgrp same as parent: %d\n", getpgrp() == getpgid(getppid()));
+    e2e_say(1, "argv");
     for (int i = 0; i < argc; i++)
-        hard_say(1, " [%s]", i ? argv[i] : "argv0");
-    hard_say(1, "\n");
+        e2e_say(1, " [%s]", i ? argv[i] : "argv0");
+    e2e_say(1, "\n");
     if (argc > 2 && !strcmp(argv[1], "exit"))
         return atoi(argv[2]);
     if (argc > 2 && !strcmp(argv[1], "kill")) {
@@ -104,7 +104,7 @@ int main(int argc, char **argv)
             return 5;
         close(p[0]);
         ssize_t w = write(p[1], "x", 1);
-        hard_say(1, "sigpipe: write returned %zd errno %d\n", w, w < 0 ? errno : 0);
+        e2e_say(1, "sigpipe: write returned %zd errno %d\n", w, w < 0 ? errno : 0);
         return 6;
     }
     return 0;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 #define LEVELS 17
 
@@ -53,7 +53,7 @@ int main(int argc, char **argv)
         void **keep = malloc((size_t)n * sizeof *keep + 1); /* @site:table */
         for (long i = 0; i < n; i++)
             keep[i] = go((unsigned)(i % stacks), 0, 16 + (size_t)(i % 7));
-        hard_say(1, "scale: %ld blocks\n", n);
+        e2e_say(1, "scale: %ld blocks\n", n);
         return 0;
     }
     if (argc > 2 && !strcmp(argv[1], "calls")) {
@@ -63,7 +63,7 @@ int main(int argc, char **argv)
             __asm__ volatile("" : : "r"(p) : "memory");
             free(p);
         }
-        hard_say(1, "scale: %ld calls\n", n);
+        e2e_say(1, "scale: %ld calls\n", n);
         return 0;
     }
     return 2;

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <sys/time.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 static atomic_long handled;
 
@@ -50,6 +50,6 @@ int main(int argc, char **argv)
     pthread_join(t, NULL);
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
-    hard_say(1, "sigalrm: handled=%ld\n", atomic_load(&handled));
+    e2e_say(1, "sigalrm: handled=%ld\n", atomic_load(&handled));
     return atomic_load(&handled) > 0 ? 0 : 1;
 }

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hard_common.h"
+#include "e2e_common.h"
 
 #define NSLOTS 1024
 #define MAXSZ 256
@@ -61,9 +61,9 @@ int main(int argc, char **argv)
             blocks++;
         }
     }
-    hard_say(1, "user allocations=%llu live_bytes=%llu live_blocks=%llu max_live_bytes=%llu\n",
-             (unsigned long long)nthreads * (unsigned long long)iterations,
-             (unsigned long long)bytes, (unsigned long long)blocks,
-             (unsigned long long)(NSLOTS + nthreads) * MAXSZ);
+    e2e_say(1, "user allocations=%llu live_bytes=%llu live_blocks=%llu max_live_bytes=%llu\n",
+            (unsigned long long)nthreads * (unsigned long long)iterations,
+            (unsigned long long)bytes, (unsigned long long)blocks,
+            (unsigned long long)(NSLOTS + nthreads) * MAXSZ);
     return 0; /* the slots stay live: they are the leak the report must show */
 }
