@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef sym_rd rd;
+typedef tm_rd rd;
 
 static void rd_skip(rd *r, uint64_t n)
 {
@@ -118,15 +118,15 @@ static int parse_abbrevs(sym_cu *cu, uint64_t off)
     cu->nabbrevs = cu->nspecs = 0;
     uint64_t maxcode = 0;
     for (;;) {
-        uint64_t code = sym_rd_uleb(&r);
+        uint64_t code = tm_rd_uleb(&r);
         if (r.bad)
             return -1;
         if (code == 0)
             break;
         if (code >= MAX_CODE)
             return -1;
-        uint64_t tag = sym_rd_uleb(&r);
-        unsigned children = (unsigned)sym_rd_fixed(&r, 1);
+        uint64_t tag = tm_rd_uleb(&r);
+        unsigned children = (unsigned)tm_rd_fixed(&r, 1);
         if (r.bad || tag > UINT32_MAX ||
             sym_grow((void **)&cu->abbrevs, &cu->abbrevs_cap, cu->nabbrevs + 1,
                      sizeof *cu->abbrevs) < 0)
@@ -154,7 +154,7 @@ static int parse_abbrevs(sym_cu *cu, uint64_t off)
         }
         ab->first = (uint32_t)cu->nspecs;
         for (;;) {
-            uint64_t at = sym_rd_uleb(&r), form = sym_rd_uleb(&r);
+            uint64_t at = tm_rd_uleb(&r), form = tm_rd_uleb(&r);
             if (r.bad || at > UINT32_MAX || form > UINT32_MAX)
                 return -1;
             if (at == 0 && form == 0)
@@ -165,7 +165,7 @@ static int parse_abbrevs(sym_cu *cu, uint64_t off)
             sym_aspec *sp = &cu->specs[cu->nspecs++];
             sp->at = (uint32_t)at;
             sp->form = (uint32_t)form;
-            sp->implicit = form == DW_FORM_implicit_const ? sym_rd_sleb(&r) : 0;
+            sp->implicit = form == DW_FORM_implicit_const ? tm_rd_sleb(&r) : 0;
             if (r.bad)
                 return -1;
         }
@@ -193,10 +193,10 @@ int sym_cu_open(sym_cu *cu, const sym_secs *s, uint64_t off)
     if (!s->info.p || off >= s->info.n)
         return -1;
     rd r = {s->info.p + off, s->info.p + s->info.n, 0};
-    uint64_t len = sym_rd_fixed(&r, 4);
+    uint64_t len = tm_rd_fixed(&r, 4);
     cu->offsz = 4;
     if (len == 0xffffffffu) {
-        len = sym_rd_fixed(&r, 8);
+        len = tm_rd_fixed(&r, 8);
         cu->offsz = 8;
     } else if (len >= 0xfffffff0u) {
         return -1;
@@ -206,22 +206,22 @@ int sym_cu_open(sym_cu *cu, const sym_secs *s, uint64_t off)
     r.end = r.p + len;
     cu->off = off;
     cu->end = (uint64_t)(r.end - s->info.p);
-    cu->version = (unsigned)sym_rd_fixed(&r, 2);
+    cu->version = (unsigned)tm_rd_fixed(&r, 2);
     if (cu->version < 2 || cu->version > 5)
         return -1;
     uint64_t abbrev;
     if (cu->version >= 5) {
-        cu->unit_type = (unsigned)sym_rd_fixed(&r, 1);
-        cu->addr_size = (unsigned)sym_rd_fixed(&r, 1);
-        abbrev = sym_rd_fixed(&r, cu->offsz);
+        cu->unit_type = (unsigned)tm_rd_fixed(&r, 1);
+        cu->addr_size = (unsigned)tm_rd_fixed(&r, 1);
+        abbrev = tm_rd_fixed(&r, cu->offsz);
         /* type, skeleton and split units carry more header fields and
          * point into other files: libdwarf's business */
         if (cu->unit_type != DW_UT_compile && cu->unit_type != DW_UT_partial)
             return -1;
     } else {
         cu->unit_type = DW_UT_compile;
-        abbrev = sym_rd_fixed(&r, cu->offsz);
-        cu->addr_size = (unsigned)sym_rd_fixed(&r, 1);
+        abbrev = tm_rd_fixed(&r, cu->offsz);
+        cu->addr_size = (unsigned)tm_rd_fixed(&r, 1);
     }
     if (r.bad || (cu->addr_size != 4 && cu->addr_size != 8) || parse_abbrevs(cu, abbrev) < 0)
         return -1;
@@ -257,7 +257,7 @@ static int addr_index(const sym_cu *cu, uint64_t idx, uint64_t *out)
     if (off < cu->addr_base || off > a->n || a->n - off < cu->addr_size)
         return -1;
     rd r = {a->p + off, a->p + a->n, 0};
-    *out = sym_rd_fixed(&r, cu->addr_size);
+    *out = tm_rd_fixed(&r, cu->addr_size);
     return r.bad ? -1 : 0;
 }
 
@@ -278,39 +278,39 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
     v->u = 0;
     switch (form) {
     case DW_FORM_addr:
-        v->u = sym_rd_fixed(r, cu->addr_size);
+        v->u = tm_rd_fixed(r, cu->addr_size);
         return C_ADDR;
     case DW_FORM_addrx:
     case DW_FORM_GNU_addr_index:
-        v->u = sym_rd_uleb(r);
+        v->u = tm_rd_uleb(r);
         goto addrx;
     case DW_FORM_addrx1:
     case DW_FORM_addrx2:
     case DW_FORM_addrx3:
     case DW_FORM_addrx4:
-        v->u = sym_rd_fixed(r, form - DW_FORM_addrx1 + 1);
+        v->u = tm_rd_fixed(r, form - DW_FORM_addrx1 + 1);
     addrx:
         if (r->bad || !cu->ready || addr_index(cu, v->u, &v->u) < 0)
             return cu->ready ? -1 : C_SKIP;
         return C_ADDR;
     case DW_FORM_data1:
     case DW_FORM_flag:
-        v->u = sym_rd_fixed(r, 1);
+        v->u = tm_rd_fixed(r, 1);
         return C_CONST;
     case DW_FORM_data2:
-        v->u = sym_rd_fixed(r, 2);
+        v->u = tm_rd_fixed(r, 2);
         return C_CONST;
     case DW_FORM_data4:
-        v->u = sym_rd_fixed(r, 4);
+        v->u = tm_rd_fixed(r, 4);
         return C_CONST;
     case DW_FORM_data8:
-        v->u = sym_rd_fixed(r, 8);
+        v->u = tm_rd_fixed(r, 8);
         return C_CONST;
     case DW_FORM_udata:
-        v->u = sym_rd_uleb(r);
+        v->u = tm_rd_uleb(r);
         return C_CONST;
     case DW_FORM_sdata:
-        v->u = (uint64_t)sym_rd_sleb(r);
+        v->u = (uint64_t)tm_rd_sleb(r);
         return C_SCONST;
     case DW_FORM_implicit_const:
         v->u = (uint64_t)implicit;
@@ -322,17 +322,17 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
         rd_skip(r, 16);
         return C_SKIP;
     case DW_FORM_block1:
-        rd_skip(r, sym_rd_fixed(r, 1));
+        rd_skip(r, tm_rd_fixed(r, 1));
         return C_SKIP;
     case DW_FORM_block2:
-        rd_skip(r, sym_rd_fixed(r, 2));
+        rd_skip(r, tm_rd_fixed(r, 2));
         return C_SKIP;
     case DW_FORM_block4:
-        rd_skip(r, sym_rd_fixed(r, 4));
+        rd_skip(r, tm_rd_fixed(r, 4));
         return C_SKIP;
     case DW_FORM_block:
     case DW_FORM_exprloc:
-        rd_skip(r, sym_rd_uleb(r));
+        rd_skip(r, tm_rd_uleb(r));
         return C_SKIP;
     case DW_FORM_string: {
         const unsigned char *z = memchr(r->p, 0, (size_t)(r->end - r->p));
@@ -345,20 +345,20 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
         return C_STR;
     }
     case DW_FORM_strp:
-        v->str = sec_string(&cu->s->str, sym_rd_fixed(r, cu->offsz));
+        v->str = sec_string(&cu->s->str, tm_rd_fixed(r, cu->offsz));
         return v->str || !cu->ready ? C_STR : -1;
     case DW_FORM_line_strp:
-        v->str = sec_string(&cu->s->line_str, sym_rd_fixed(r, cu->offsz));
+        v->str = sec_string(&cu->s->line_str, tm_rd_fixed(r, cu->offsz));
         return v->str || !cu->ready ? C_STR : -1;
     case DW_FORM_strx:
     case DW_FORM_GNU_str_index:
-        v->u = sym_rd_uleb(r);
+        v->u = tm_rd_uleb(r);
         goto strx;
     case DW_FORM_strx1:
     case DW_FORM_strx2:
     case DW_FORM_strx3:
     case DW_FORM_strx4:
-        v->u = sym_rd_fixed(r, form - DW_FORM_strx1 + 1);
+        v->u = tm_rd_fixed(r, form - DW_FORM_strx1 + 1);
     strx : {
         if (!cu->ready)
             return C_SKIP;
@@ -369,26 +369,26 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
         if (at < cu->str_offsets_base || at > so->n || so->n - at < cu->offsz)
             return -1;
         rd x = {so->p + at, so->p + so->n, 0};
-        v->str = sec_string(&cu->s->str, sym_rd_fixed(&x, cu->offsz));
+        v->str = sec_string(&cu->s->str, tm_rd_fixed(&x, cu->offsz));
         return v->str ? C_STR : -1;
     }
     case DW_FORM_ref1:
-        v->u = cu->off + sym_rd_fixed(r, 1);
+        v->u = cu->off + tm_rd_fixed(r, 1);
         return C_REF;
     case DW_FORM_ref2:
-        v->u = cu->off + sym_rd_fixed(r, 2);
+        v->u = cu->off + tm_rd_fixed(r, 2);
         return C_REF;
     case DW_FORM_ref4:
-        v->u = cu->off + sym_rd_fixed(r, 4);
+        v->u = cu->off + tm_rd_fixed(r, 4);
         return C_REF;
     case DW_FORM_ref8:
-        v->u = cu->off + sym_rd_fixed(r, 8);
+        v->u = cu->off + tm_rd_fixed(r, 8);
         return C_REF;
     case DW_FORM_ref_udata:
-        v->u = cu->off + sym_rd_uleb(r);
+        v->u = cu->off + tm_rd_uleb(r);
         return C_REF;
     case DW_FORM_ref_addr:
-        v->u = sym_rd_fixed(r, cu->version <= 2 ? cu->addr_size : cu->offsz);
+        v->u = tm_rd_fixed(r, cu->version <= 2 ? cu->addr_size : cu->offsz);
         return C_REF;
     case DW_FORM_ref_sig8:
     case DW_FORM_ref_sup8:
@@ -401,7 +401,7 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
         rd_skip(r, cu->offsz);
         return C_REF_OUT;
     case DW_FORM_sec_offset:
-        v->u = sym_rd_fixed(r, cu->offsz);
+        v->u = tm_rd_fixed(r, cu->offsz);
         return C_SECOFF;
     case DW_FORM_strp_sup:
     case DW_FORM_GNU_strp_alt:
@@ -409,10 +409,10 @@ static int read_form(const sym_cu *cu, rd *r, unsigned form, int64_t implicit, v
         rd_skip(r, cu->offsz);
         return C_SKIP;
     case DW_FORM_loclistx:
-        sym_rd_uleb(r);
+        tm_rd_uleb(r);
         return C_SKIP;
     case DW_FORM_rnglistx:
-        v->u = sym_rd_uleb(r);
+        v->u = tm_rd_uleb(r);
         return C_RNGX;
     default: /* DW_FORM_indirect and unknown forms */
         return -1;
@@ -480,7 +480,7 @@ static int skip_form(const sym_cu *cu, rd *r, unsigned form)
     case DW_FORM_GNU_addr_index:
     case DW_FORM_loclistx:
     case DW_FORM_rnglistx:
-        sym_rd_uleb(r);
+        tm_rd_uleb(r);
         return 0;
     default: {
         val v;
@@ -522,7 +522,7 @@ int sym_die_read(const sym_cu *cu, const unsigned char **pp, sym_die *d, int mod
     if (r.p >= r.end)
         return -1; /* ran off the unit without its closing null entry */
     d->off = (uint64_t)(r.p - base);
-    uint64_t code = sym_rd_uleb(&r);
+    uint64_t code = tm_rd_uleb(&r);
     if (r.bad)
         return -1;
     if (code == 0) {
@@ -813,14 +813,14 @@ int sym_die_ranges(const sym_cu *cu, const sym_die *d, uint64_t cu_base, sym_ran
             if (at < cu->rnglists_base || at > s->n || s->n - at < cu->offsz)
                 return -1;
             rd x = {s->p + at, s->p + s->n, 0};
-            off = cu->rnglists_base + sym_rd_fixed(&x, cu->offsz);
+            off = cu->rnglists_base + tm_rd_fixed(&x, cu->offsz);
         }
         if (off >= s->n)
             return -1;
         rd r = {s->p + off, s->p + s->n, 0};
         uint64_t base = cu_base;
         for (;;) {
-            unsigned code = (unsigned)sym_rd_fixed(&r, 1);
+            unsigned code = (unsigned)tm_rd_fixed(&r, 1);
             uint64_t a = 0, b = 0;
             if (r.bad)
                 return -1;
@@ -828,36 +828,36 @@ int sym_die_ranges(const sym_cu *cu, const sym_die *d, uint64_t cu_base, sym_ran
                 break;
             switch (code) {
             case DW_RLE_base_addressx:
-                if (addr_index(cu, sym_rd_uleb(&r), &base) < 0)
+                if (addr_index(cu, tm_rd_uleb(&r), &base) < 0)
                     return -1;
                 continue;
             case DW_RLE_base_address:
-                base = sym_rd_fixed(&r, cu->addr_size);
+                base = tm_rd_fixed(&r, cu->addr_size);
                 continue;
             case DW_RLE_startx_endx: {
-                uint64_t i1 = sym_rd_uleb(&r), i2 = sym_rd_uleb(&r);
+                uint64_t i1 = tm_rd_uleb(&r), i2 = tm_rd_uleb(&r);
                 if (r.bad || addr_index(cu, i1, &a) < 0 || addr_index(cu, i2, &b) < 0)
                     return -1;
                 break;
             }
             case DW_RLE_startx_length: {
-                uint64_t i1 = sym_rd_uleb(&r), len = sym_rd_uleb(&r);
+                uint64_t i1 = tm_rd_uleb(&r), len = tm_rd_uleb(&r);
                 if (r.bad || addr_index(cu, i1, &a) < 0)
                     return -1;
                 b = a + len;
                 break;
             }
             case DW_RLE_offset_pair:
-                a = base + sym_rd_uleb(&r);
-                b = base + sym_rd_uleb(&r);
+                a = base + tm_rd_uleb(&r);
+                b = base + tm_rd_uleb(&r);
                 break;
             case DW_RLE_start_end:
-                a = sym_rd_fixed(&r, cu->addr_size);
-                b = sym_rd_fixed(&r, cu->addr_size);
+                a = tm_rd_fixed(&r, cu->addr_size);
+                b = tm_rd_fixed(&r, cu->addr_size);
                 break;
             case DW_RLE_start_length:
-                a = sym_rd_fixed(&r, cu->addr_size);
-                b = a + sym_rd_uleb(&r);
+                a = tm_rd_fixed(&r, cu->addr_size);
+                b = a + tm_rd_uleb(&r);
                 break;
             default:
                 return -1;
@@ -879,7 +879,7 @@ int sym_die_ranges(const sym_cu *cu, const sym_die *d, uint64_t cu_base, sym_ran
     uint64_t base = cu_base;
     uint64_t max = cu->addr_size == 8 ? ~(uint64_t)0 : 0xffffffffu;
     for (;;) {
-        uint64_t a = sym_rd_fixed(&r, cu->addr_size), b = sym_rd_fixed(&r, cu->addr_size);
+        uint64_t a = tm_rd_fixed(&r, cu->addr_size), b = tm_rd_fixed(&r, cu->addr_size);
         if (r.bad)
             return -1;
         if (a == 0 && b == 0)

@@ -886,7 +886,7 @@ static int add_row(dw *c, size_t *seq_start, uint64_t addr, const char *file, ui
  * header that does not parse, a big-endian file) falls back to libdwarf for
  * that CU: the rows are the same either way. */
 
-typedef sym_rd lp_cursor;
+typedef tm_rd lp_cursor;
 
 /* The CU's DW_AT_stmt_list offset.  Returns 1 if present. */
 static int stmt_list(dw *c, Dwarf_Die cu, uint64_t *off)
@@ -973,11 +973,11 @@ static int lp_string(dw *c, lp_cursor *r, uint64_t form, size_t offsz, const cha
     }
     case DW_FORM_line_strp:
         sec = &c->secs->line_str;
-        off = sym_rd_fixed(r, offsz);
+        off = tm_rd_fixed(r, offsz);
         break;
     case DW_FORM_strp:
         sec = &c->secs->str;
-        off = sym_rd_fixed(r, offsz);
+        off = tm_rd_fixed(r, offsz);
         break;
     default:
         return -1;
@@ -994,23 +994,23 @@ static int lp_skip_form(lp_cursor *r, uint64_t form, uint64_t *val)
     *val = 0;
     switch (form) {
     case DW_FORM_udata:
-        *val = sym_rd_uleb(r);
+        *val = tm_rd_uleb(r);
         return 0;
     case DW_FORM_data1:
     case DW_FORM_data2:
     case DW_FORM_data4:
     case DW_FORM_data8:
-        *val = sym_rd_fixed(r, form == DW_FORM_data1   ? 1
-                               : form == DW_FORM_data2 ? 2
-                               : form == DW_FORM_data4 ? 4
-                                                       : 8);
+        *val = tm_rd_fixed(r, form == DW_FORM_data1   ? 1
+                              : form == DW_FORM_data2 ? 2
+                              : form == DW_FORM_data4 ? 4
+                                                      : 8);
         return 0;
     case DW_FORM_data16:
-        sym_rd_fixed(r, 8);
-        sym_rd_fixed(r, 8);
+        tm_rd_fixed(r, 8);
+        tm_rd_fixed(r, 8);
         return 0;
     case DW_FORM_block: {
-        uint64_t n = sym_rd_uleb(r);
+        uint64_t n = tm_rd_uleb(r);
         if (n > (uint64_t)(r->end - r->p))
             return -1;
         r->p += n;
@@ -1044,14 +1044,14 @@ static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
         unsigned nfmt[2];
         const char *path = NULL;
         for (int t = 0; t < 2; t++) {
-            nfmt[t] = (unsigned)sym_rd_fixed(r, 1);
+            nfmt[t] = (unsigned)tm_rd_fixed(r, 1);
             if (nfmt[t] > 16)
                 goto out;
             for (unsigned k = 0; k < nfmt[t]; k++) {
-                fmt[t][k][0] = sym_rd_uleb(r);
-                fmt[t][k][1] = sym_rd_uleb(r);
+                fmt[t][k][0] = tm_rd_uleb(r);
+                fmt[t][k][1] = tm_rd_uleb(r);
             }
-            uint64_t count = sym_rd_uleb(r);
+            uint64_t count = tm_rd_uleb(r);
             if (r->bad || count > (uint64_t)(r->end - r->p))
                 goto out;
             for (uint64_t e = 0; e < count; e++) {
@@ -1119,9 +1119,9 @@ static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
             r->p = z + 1;
             if (!*path)
                 break;
-            uint64_t dir = sym_rd_uleb(r);
-            sym_rd_uleb(r);
-            sym_rd_uleb(r);
+            uint64_t dir = tm_rd_uleb(r);
+            tm_rd_uleb(r);
+            tm_rd_uleb(r);
             if (r->bad)
                 goto out;
             if (!is_abs(path)) {
@@ -1173,34 +1173,34 @@ static int decode_lines_at(dw *c, uint64_t off)
     if (!c->line_sec || off >= c->line_size)
         return -1;
     lp_cursor r = {c->line_sec + off, c->line_sec + c->line_size, 0};
-    uint64_t unit_len = sym_rd_fixed(&r, 4);
+    uint64_t unit_len = tm_rd_fixed(&r, 4);
     size_t offsz = 4;
     if (unit_len == 0xffffffffu) {
-        unit_len = sym_rd_fixed(&r, 8);
+        unit_len = tm_rd_fixed(&r, 8);
         offsz = 8;
     }
     if (r.bad || unit_len > (uint64_t)(r.end - r.p) || unit_len < 2)
         return -1;
     r.end = r.p + unit_len;
-    unsigned version = (unsigned)sym_rd_fixed(&r, 2);
+    unsigned version = (unsigned)tm_rd_fixed(&r, 2);
     if (version < 2 || version > 5)
         return -1;
     size_t addr_size = 8;
     if (version >= 5) {
-        addr_size = (size_t)sym_rd_fixed(&r, 1);
-        if (sym_rd_fixed(&r, 1) != 0) /* segment selectors */
+        addr_size = (size_t)tm_rd_fixed(&r, 1);
+        if (tm_rd_fixed(&r, 1) != 0) /* segment selectors */
             return -1;
     }
-    uint64_t hlen = sym_rd_fixed(&r, offsz);
+    uint64_t hlen = tm_rd_fixed(&r, offsz);
     if (r.bad || hlen > (uint64_t)(r.end - r.p))
         return -1;
     const unsigned char *prog = r.p + hlen;
-    unsigned min_inst = (unsigned)sym_rd_fixed(&r, 1);
-    unsigned max_ops = version >= 4 ? (unsigned)sym_rd_fixed(&r, 1) : 1;
-    sym_rd_fixed(&r, 1); /* default_is_stmt: rows are kept either way */
-    int line_base = (int)(signed char)sym_rd_fixed(&r, 1);
-    unsigned line_range = (unsigned)sym_rd_fixed(&r, 1);
-    unsigned opcode_base = (unsigned)sym_rd_fixed(&r, 1);
+    unsigned min_inst = (unsigned)tm_rd_fixed(&r, 1);
+    unsigned max_ops = version >= 4 ? (unsigned)tm_rd_fixed(&r, 1) : 1;
+    tm_rd_fixed(&r, 1); /* default_is_stmt: rows are kept either way */
+    int line_base = (int)(signed char)tm_rd_fixed(&r, 1);
+    unsigned line_range = (unsigned)tm_rd_fixed(&r, 1);
+    unsigned opcode_base = (unsigned)tm_rd_fixed(&r, 1);
     if (r.bad || max_ops != 1 || line_range == 0 || opcode_base == 0 || prog < r.p ||
         (size_t)(prog - r.p) < opcode_base - 1)
         return -1;
@@ -1235,7 +1235,7 @@ static int decode_lines_at(dw *c, uint64_t off)
         }
         switch (op) {
         case 0: { /* extended */
-            uint64_t len = sym_rd_uleb(&r);
+            uint64_t len = tm_rd_uleb(&r);
             if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) {
                 fail = 1;
                 break;
@@ -1253,7 +1253,7 @@ static int decode_lines_at(dw *c, uint64_t off)
                     fail = 1;
                     break;
                 }
-                addr = sym_rd_fixed(&r, (size_t)(len - 1));
+                addr = tm_rd_fixed(&r, (size_t)(len - 1));
             } else if (sub == DW_LNE_define_file) {
                 fail = 1; /* a file the srcfiles list would not number alike */
                 break;
@@ -1266,24 +1266,24 @@ static int decode_lines_at(dw *c, uint64_t off)
             fail = add_row(c, &seq_start, addr, FNAME(), line, 0) < 0;
             break;
         case DW_LNS_advance_pc:
-            addr += sym_rd_uleb(&r) * min_inst;
+            addr += tm_rd_uleb(&r) * min_inst;
             break;
         case DW_LNS_advance_line:
-            line += (uint64_t)sym_rd_sleb(&r);
+            line += (uint64_t)tm_rd_sleb(&r);
             break;
         case DW_LNS_set_file:
-            file = sym_rd_uleb(&r);
+            file = tm_rd_uleb(&r);
             fname_ok = 0;
             break;
         case DW_LNS_const_add_pc:
             addr += (uint64_t)((255 - opcode_base) / line_range) * min_inst;
             break;
         case DW_LNS_fixed_advance_pc:
-            addr += sym_rd_fixed(&r, 2);
+            addr += tm_rd_fixed(&r, 2);
             break;
         default: /* column, stmt, block, prologue, epilogue, isa, unknown */
             for (unsigned k = 0; k < std_len[op] && !r.bad; k++)
-                sym_rd_uleb(&r);
+                tm_rd_uleb(&r);
             break;
         }
     }
@@ -1558,9 +1558,9 @@ static int own_load(sym_obj *o, int fd, sym_intern *in, unsigned part, unsigned 
     uint64_t extent = 0;
     while (ok && extent < secs.info.n) {
         lp_cursor h = {secs.info.p + extent, secs.info.p + secs.info.n, 0};
-        uint64_t len = sym_rd_fixed(&h, 4);
+        uint64_t len = tm_rd_fixed(&h, 4);
         if (len == 0xffffffffu)
-            len = sym_rd_fixed(&h, 8);
+            len = tm_rd_fixed(&h, 8);
         else if (len >= 0xfffffff0u)
             ok = 0;
         if (h.bad || len > (uint64_t)(h.end - h.p))

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "byte_reader.h"
+
 /* ---- growable arrays ------------------------------------------------------
  * Makes room for `need` elements of size elem in *p (capacity *cap, doubled
  * as needed).  Returns 0, or -1 when out of memory (*p is left untouched). */
@@ -324,60 +326,5 @@ extern unsigned long sym_dwarf_units_own, sym_dwarf_units_libdwarf;
 
 /* Called once before any libdwarf use (global libdwarf settings). */
 void sym_dwarf_global_init(void);
-
-/* ---- a bounds-checked reader of DWARF bytes (dies.c, dwarf.c) ----
- * Reading past end sets bad and returns 0; the cursor never passes end. */
-typedef struct sym_rd {
-    const unsigned char *p, *end;
-    int bad;
-} sym_rd;
-
-static inline uint64_t sym_rd_uleb(sym_rd *r)
-{
-    uint64_t v = 0;
-    for (unsigned shift = 0; r->p < r->end; shift += 7) {
-        unsigned char b = *r->p++;
-        if (shift < 64)
-            v |= (uint64_t)(b & 0x7f) << shift;
-        if (!(b & 0x80))
-            return v;
-    }
-    r->bad = 1;
-    return 0;
-}
-
-static inline int64_t sym_rd_sleb(sym_rd *r)
-{
-    uint64_t v = 0;
-    unsigned shift = 0;
-    while (r->p < r->end) {
-        unsigned char b = *r->p++;
-        if (shift < 64)
-            v |= (uint64_t)(b & 0x7f) << shift;
-        shift += 7;
-        if (!(b & 0x80)) {
-            if (shift < 64 && (b & 0x40))
-                v |= ~(uint64_t)0 << shift;
-            return (int64_t)v;
-        }
-    }
-    r->bad = 1;
-    return 0;
-}
-
-/* n-byte little-endian value, n <= 8 */
-static inline uint64_t sym_rd_fixed(sym_rd *r, size_t n)
-{
-    if ((size_t)(r->end - r->p) < n || n > 8) {
-        r->bad = 1;
-        r->p = r->end;
-        return 0;
-    }
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
-    r->p += n;
-    return v;
-}
 
 #endif
