@@ -518,8 +518,8 @@ static int g_ring_key_ok;
 static __thread struct tm_ring *t_ring __attribute__((tls_model("initial-exec")));
 static __thread int t_ring_gone __attribute__((tls_model("initial-exec")));
 
-static void merge_now(void);
-static uint64_t merge_round(int force);
+static void merge_now(int flush);
+static uint64_t merge_round(int force, int flush);
 
 /* The key's destructor, at the thread's exit: the merger frees the ring
  * once it is drained.  What the exiting thread allocates afterwards goes to
@@ -567,7 +567,7 @@ static __attribute__((noinline)) void ring_full(struct tm_ring *r, uint64_t used
         /* Half full: merge now unless another thread is merging (then it
          * takes this ring's entries too, as far as the watermark allows). */
         if (pthread_mutex_trylock(&g_merge_lock) == 0) {
-            merge_round(0);
+            merge_round(0, 0);
             pthread_mutex_unlock(&g_merge_lock);
             r->seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
         }
@@ -575,7 +575,7 @@ static __attribute__((noinline)) void ring_full(struct tm_ring *r, uint64_t used
     }
     /* Full: merge here, until the watermark passes enough of it. */
     while (r->head - (r->seen = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE)) >= RING_SLOTS - 1) {
-        merge_now();
+        merge_now(0);
         if (r->head - __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE) >= RING_SLOTS - 1)
             sched_yield();
     }
@@ -736,8 +736,12 @@ static struct tm_ring *heap_pop(void)
 }
 
 /* One round: emits every entry stamped below the watermark, which it
- * returns.  force: ignore busy threads (a thread stuck for over a second). */
-static uint64_t merge_round(int force)
+ * returns.  force: ignore busy threads (a thread stuck for over a second).
+ * flush: send what was emitted; else (a thread's ring filling up) only once
+ * half of the output buffer is used: every send wakes tmtop, and in a
+ * virtual machine each wakeup costs the sender tens of microseconds.  The
+ * timer's round, every flush interval, sends the rest. */
+static uint64_t merge_round(int force, int flush)
 {
     int e = errno;
     lock_take();
@@ -841,16 +845,17 @@ static uint64_t merge_round(int force)
             __atomic_compare_exchange_n(&r->state, &dead, RING_FREE, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED);
     }
-    out_flush();
+    if (flush || !g_flush_ms || g_out.len >= OUT_SIZE / 2)
+        out_flush();
     errno = e;
     return w;
 }
 
-/* A thread whose ring is full: one round. */
-static void merge_now(void)
+/* One round (a thread whose ring is full, the timer). */
+static void merge_now(int flush)
 {
     pthread_mutex_lock(&g_merge_lock);
-    merge_round(0);
+    merge_round(0, flush);
     pthread_mutex_unlock(&g_merge_lock);
 }
 
@@ -861,7 +866,7 @@ static void drain_until(uint64_t t)
     uint64_t deadline = 0;
     pthread_mutex_lock(&g_merge_lock);
     for (int force = 0;;) {
-        if (merge_round(force) > t || force)
+        if (merge_round(force, 1) > t || force)
             break;
         /* A busy thread holds the watermark back for the few instructions
          * of its publication; one preempted there needs a time slice. */
@@ -2083,7 +2088,7 @@ static void *timer_main(void *arg)
         if (reserve_locked(TM_WIRE_TICK_LEN))
             commit(tm_wire_put_tick(tail(), now, rss));
         lock_give();
-        merge_now();
+        merge_now(1);
     }
     return NULL;
 }
