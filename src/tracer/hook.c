@@ -13,6 +13,7 @@
  * returned.  reallocarray is not interposed: glibc's calls realloc through
  * the PLT, so it is recorded once, as a realloc. */
 #include "hook_internal.h"
+#include "hook_walk.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -481,8 +482,10 @@ TM_EXPORT int dlclose(void *handle)
     if (!tm_real.dlclose)
         return -1;
     int r = tm_real.dlclose(handle);
-    if (r == 0)
+    if (r == 0) {
+        tm_unwind_forget();        /* its code may be gone, and other code come there */
         tm_hook_modules_changed(); /* MODULE_GONE */
+    }
     return r;
 }
 

@@ -18,6 +18,7 @@
  * loader's lock, and a thread inside dlopen holding it may be waiting for
  * g_lock in its own malloc. */
 #include "hook_internal.h"
+#include "hook_walk.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -1354,10 +1355,8 @@ static uint64_t hash_ips(const uint64_t *ips, unsigned depth, unsigned flags)
     return h ^ (h >> 33);
 }
 
-/* Fills buf[0..cap) and describes in st the caller's stack: the first frame
- * is the return address into whoever called the interposed function. */
-static inline __attribute__((always_inline)) void stack_capture(uint64_t *buf, unsigned cap,
-                                                                struct tm_stack *st)
+/* The library unwinders, for the stacks the own walk declines. */
+static __attribute__((noinline)) unsigned stack_walk_lib(uint64_t *buf, unsigned cap)
 {
     unsigned n = 0;
     unw_backtrace_fn unw = __atomic_load_n(&g_unw, __ATOMIC_ACQUIRE);
@@ -1372,8 +1371,13 @@ static inline __attribute__((always_inline)) void stack_capture(uint64_t *buf, u
         n = s.n;
     }
     dl_leave();
-    /* Skip the unwinder's frames, then the hook's own (whatever inlining
-     * did to their number): the first frame after them is the caller. */
+    return n;
+}
+
+/* The first frame of buf[0..n) that is the caller's: after the unwinder's
+ * frames, then the hook's own (whatever inlining did to their number). */
+static inline unsigned skip_own(const uint64_t *buf, unsigned n)
+{
     unsigned i = 0;
     while (i < n && i < SLACK && !in_self(buf[i]))
         i++;
@@ -1381,6 +1385,121 @@ static inline __attribute__((always_inline)) void stack_capture(uint64_t *buf, u
         i = 0;
     while (i < n && in_self(buf[i]))
         i++;
+    return i;
+}
+
+/* TMTOP_HOOK_UNWIND: "libunwind" never uses the own walk; "check" walks
+ * every stack both ways and says on stderr where they differ. */
+enum { UNW_FAST, UNW_LIB, UNW_CHECK };
+static int g_unw_mode = UNW_FAST;
+static uint64_t g_chk_n, g_chk_bad; /* atomic */
+
+static int g_chk_fd = 2; /* TMTOP_HOOK_UNWIND_LOG: a file to append the lines to */
+
+static void say(const char *s)
+{
+    ssize_t r = write(g_chk_fd, s, strlen(s));
+    (void)r;
+}
+
+static char *fmt_u64(char *p, uint64_t v, int hex)
+{
+    char t[24];
+    int k = 0;
+    do {
+        t[k++] = "0123456789abcdef"[v % (hex ? 16 : 10)];
+        v /= hex ? 16 : 10;
+    } while (v);
+    while (k)
+        *p++ = t[--k];
+    return p;
+}
+
+static __attribute__((noinline)) void unwind_check(const uint64_t *fast, unsigned n, unsigned cap)
+{
+    uint64_t lib[TM_MAX_FRAMES + SLACK];
+    unsigned m = stack_walk_lib(lib, cap < TM_MAX_FRAMES + SLACK ? cap : TM_MAX_FRAMES + SLACK);
+    unsigned i = skip_own(fast, n), j = skip_own(lib, m), k = 0;
+    /* Compared as recorded: cut to the frame limit (this function's own
+     * frames make libunwind's buffer fill up sooner). */
+    if (n - i > g_frames)
+        n = i + g_frames + 1;
+    if (m - j > g_frames)
+        m = j + g_frames + 1;
+    while (i + k < n && j + k < m && fast[i + k] == lib[j + k])
+        k++;
+    __atomic_add_fetch(&g_chk_n, 1, __ATOMIC_RELAXED);
+    if ((i + k == n && j + k == m) || (k >= g_frames && n - i > g_frames && m - j > g_frames))
+        return;
+    if (__atomic_add_fetch(&g_chk_bad, 1, __ATOMIC_RELAXED) > 10)
+        return;
+    char line[256], *p = line;
+    p = stpcpy(p, "tmtop-hook: unwind check: stacks differ at frame ");
+    p = fmt_u64(p, k, 0);
+    p = stpcpy(p, ": own 0x");
+    p = fmt_u64(p, i + k < n ? fast[i + k] : 0, 1);
+    p = stpcpy(p, ", libunwind 0x");
+    p = fmt_u64(p, j + k < m ? lib[j + k] : 0, 1);
+    p = stpcpy(p, " (depth ");
+    p = fmt_u64(p, n - i, 0);
+    p = stpcpy(p, " / ");
+    p = fmt_u64(p, m - j, 0);
+    p = stpcpy(p, ")\n");
+    *p = 0;
+    say(line);
+}
+
+static void unwind_check_report(void)
+{
+    if (g_unw_mode != UNW_CHECK)
+        return;
+    uint64_t done, declined, reused;
+    tm_unwind_counts(&done, &declined, &reused);
+    char line[256], *p = line;
+    p = stpcpy(p, "tmtop-hook: unwind check: ");
+    p = fmt_u64(p, __atomic_load_n(&g_chk_n, __ATOMIC_RELAXED), 0);
+    p = stpcpy(p, " stacks compared, ");
+    p = fmt_u64(p, __atomic_load_n(&g_chk_bad, __ATOMIC_RELAXED), 0);
+    p = stpcpy(p, " differ, ");
+    p = fmt_u64(p, declined, 0);
+    p = stpcpy(p, " declined, ");
+    p = fmt_u64(p, reused, 0);
+    p = stpcpy(p, " from the memo\n");
+    *p = 0;
+    say(line);
+}
+
+/* Fills buf[0..cap) and describes in st the caller's stack: the first frame
+ * is the return address into whoever called the interposed function.  The
+ * own walk starts in the frame this is inlined into; libunwind takes the
+ * stacks it declines (and all of them with TMTOP_HOOK_UNWIND=libunwind). */
+/* The id of the stack this thread recorded last, when its own walk found
+ * it; t_last_ok is cleared when a stack came from libunwind (the walk's
+ * memo does not follow those) and when the ids restart (follow_child). */
+static __thread uint32_t t_last_id __attribute__((tls_model("initial-exec")));
+static __thread int t_last_ok __attribute__((tls_model("initial-exec")));
+
+/* What stack_capture found: the thread's last stack again (st untouched:
+ * its id is t_last_id), a stack from the own walk, or one from libunwind. */
+enum { CAP_SAME, CAP_OWN, CAP_LIB };
+
+static inline __attribute__((always_inline)) int stack_capture(uint64_t *buf, unsigned cap,
+                                                               struct tm_stack *st)
+{
+    struct tm_unw_start us;
+    TM_UNW_START(us);
+    int same = 0, how = CAP_OWN;
+    int *samep = g_unw_mode == UNW_FAST && t_last_ok ? &same : NULL;
+    unsigned n = g_unw_mode != UNW_LIB ? tm_unwind_walk(buf, cap, &us, samep) : 0;
+    if (same)
+        return CAP_SAME;
+    if (TM_UNLIKELY(g_unw_mode == UNW_CHECK) && n)
+        unwind_check(buf, n, cap);
+    if (!n) {
+        how = CAP_LIB;
+        n = stack_walk_lib(buf, cap);
+    }
+    unsigned i = skip_own(buf, n);
     st->ips = buf + i;
     st->depth = n - i;
     st->flags = 0;
@@ -1390,6 +1509,7 @@ static inline __attribute__((always_inline)) void stack_capture(uint64_t *buf, u
     }
     st->hash = hash_ips(st->ips, st->depth, st->flags);
     st->scanned = 0;
+    return how;
 }
 
 /* ---- stack dedup --------------------------------------------------------------
@@ -1571,12 +1691,20 @@ static int intern_locked(struct tm_stack *st, size_t extra, uint32_t *id)
 static inline __attribute__((always_inline)) int stack_id(uint64_t *buf, uint32_t *id)
 {
     struct tm_stack st;
-    stack_capture(buf, STACK_CAP(), &st);
-    if (stk_cached(&st, id))
+    int how = stack_capture(buf, STACK_CAP(), &st);
+    if (how == CAP_SAME) {
+        *id = t_last_id;
         return 1;
-    lock_take();
-    int ok = intern_locked(&st, 0, id);
-    lock_give();
+    }
+    int ok = stk_cached(&st, id);
+    if (!ok) {
+        lock_take();
+        ok = intern_locked(&st, 0, id);
+        lock_give();
+    }
+    t_last_ok = ok && how == CAP_OWN;
+    if (t_last_ok)
+        t_last_id = *id;
     return ok;
 }
 
@@ -1989,6 +2117,7 @@ static void follow_child(void)
     g_next_stack = 0;
     g_empty_stack = UINT32_MAX;
     memset(t_stk_cache, 0, sizeof t_stk_cache); /* the only thread left */
+    t_last_ok = 0;
     /* Modules: all forgotten, so that the scan below sends them again. */
     memset(g_mods, 0, __atomic_load_n(&g_mods_n, __ATOMIC_RELAXED) * sizeof *g_mods);
     __atomic_store_n(&g_mods_n, 0, __ATOMIC_RELAXED);
@@ -2330,6 +2459,20 @@ static void load_unwinder(void)
     if (unw_ok)
         __atomic_store_n(&g_unw, f, __ATOMIC_RELEASE);
     (void)dlerror();
+    /* The own walk, checked against libunwind or not at all (tests). */
+    const char *mode = getenv("TMTOP_HOOK_UNWIND");
+    if (mode && strcmp(mode, "libunwind") == 0)
+        g_unw_mode = UNW_LIB;
+    else if (mode && strcmp(mode, "check") == 0 && unw_ok)
+        g_unw_mode = UNW_CHECK;
+    const char *log = getenv("TMTOP_HOOK_UNWIND_LOG");
+    if (g_unw_mode == UNW_CHECK && log) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            g_chk_fd = move_fd_high(fd);
+    }
+    if (g_unw_mode != UNW_LIB)
+        tm_unwind_init();
 }
 
 static void finish_atexit(void)
@@ -2377,6 +2520,7 @@ void tm_hook_finish(void)
     if (__atomic_load_n(&tm_hook_state, __ATOMIC_ACQUIRE) != TM_HOOK_ON || getpid() != g_pid)
         return;
     int e = errno;
+    unwind_check_report();
     /* libstdc++'s emergency exception pool would show as a leak: free it
      * while its free() is still recorded. */
     tm_hook_tls.guard++;

@@ -6,6 +6,8 @@
  *   hook_core.c  everything behind them: real-function resolution, bootstrap
  *                arena, the channel, the event buffer, stack capture and
  *                dedup, module tracking, timer thread, fork and exit handling
+ *   hook_walk.c  the own stack walk (hook_walk.h), libunwind's stand-in for
+ *                the common frame shapes
  *
  * Rules for every function declared here: no malloc, no stdio, errno is
  * preserved, and nothing ever aborts the target. */

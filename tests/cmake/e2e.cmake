@@ -37,6 +37,14 @@ tm_e2e_program(e2e_fork ${E2E_SRC_DIR}/e2e_fork.c)
 tm_e2e_program(e2e_deep ${E2E_SRC_DIR}/e2e_deep.c)
 tm_e2e_program(e2e_fds ${E2E_SRC_DIR}/e2e_fds.c)
 
+# The frame shapes of the hook's own stack walk: optimised code, unlike the
+# programs above (rbp as a general register, realigned stacks).
+add_executable(walk_shapes ${E2E_SRC_DIR}/walk_shapes.c)
+target_compile_options(walk_shapes PRIVATE -g -O2)
+target_link_libraries(walk_shapes PRIVATE Threads::Threads)
+set_target_properties(walk_shapes PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${E2E_BIN_DIR})
+add_dependencies(e2e_programs walk_shapes)
+
 # The library e2e_dlopen loads: e2e_plugin.so, never linked by anyone.
 add_library(e2e_plugin MODULE ${E2E_SRC_DIR}/e2e_plugin.c)
 target_compile_options(e2e_plugin PRIVATE -g -O0 -fno-builtin)
@@ -45,7 +53,7 @@ add_dependencies(e2e_programs e2e_plugin)
 
 if(Python3_Interpreter_FOUND)
   # One CTest test per scenario; `e2e.py --list` names them all.
-  foreach(t basic multi realloc memalign cxx threads threadchurn threadchurn_counter dlopen exit_status signal fork deep fds
+  foreach(t basic multi realloc memalign cxx threads threadchurn threadchurn_counter dlopen exit_status signal fork deep fds walk
             text_format keys cumulative filters site_options valgrind)
     add_test(NAME e2e_${t}
              COMMAND ${Python3_EXECUTABLE} ${CMAKE_CURRENT_SOURCE_DIR}/e2e/e2e.py

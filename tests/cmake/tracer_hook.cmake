@@ -44,3 +44,12 @@ target_compile_definitions(test_hook PRIVATE HOOK_LIB="$<TARGET_FILE:tmtop-hook>
 add_dependencies(test_hook tmtop-hook hook_plugin hook_early ${HOOK_PROGRAMS})
 add_test(NAME hook COMMAND test_hook)
 set_tests_properties(hook PROPERTIES LABELS unit TIMEOUT 180)
+
+# The hook's own stack walk on stacks built by hand.  Built like the hook:
+# no sanitizers (it reads stack words no instrumented code owns).
+add_executable(test_walk unit/test_walk.c ${PROJECT_SOURCE_DIR}/src/tracer/hook_walk.c)
+target_include_directories(test_walk PRIVATE ${PROJECT_SOURCE_DIR}/src/tracer ${PROJECT_SOURCE_DIR}/src/common)
+target_compile_definitions(test_walk PRIVATE _GNU_SOURCE)
+target_link_libraries(test_walk PRIVATE tm_check ${CMAKE_DL_LIBS} Threads::Threads)
+add_test(NAME walk COMMAND test_walk)
+set_tests_properties(walk PROPERTIES LABELS unit SKIP_RETURN_CODE 77 TIMEOUT 60)

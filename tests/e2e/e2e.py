@@ -70,6 +70,7 @@ PROGRAMS = {
     "fork": Program("e2e_fork", ["e2e_fork.c"]),
     "deep": Program("e2e_deep", ["e2e_deep.c"], stdout=b"deep: done\n"),
     "fds": Program("e2e_fds", ["e2e_fds.c"], stdout=b"fds: done\n"),
+    "walk": Program("walk_shapes", ["walk_shapes.c"], stdout=b"walk_shapes: done 300\n"),
 }
 
 
@@ -610,6 +611,79 @@ def test_threadchurn(c, stamps=None):
             os.environ.pop("TMTOP_HOOK_STAMPS", None)
         else:
             os.environ["TMTOP_HOOK_STAMPS"] = saved
+
+
+WALK_CHECK = re.compile(rb"tmtop-hook: unwind check: (\d+) stacks compared, (\d+) differ, "
+                        rb"(\d+) declined, (\d+) from the memo\n")
+
+
+def with_env(name, value, fn):
+    """Runs fn() with the environment variable name set to value (None:
+    unset), then restores it."""
+    saved = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    try:
+        return fn()
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def traceback_stats(d):
+    """A report's traceback rows without the addresses (they move with ASLR)."""
+    rows = []
+    for st in d.get("stats", []):
+        frames = tuple((f.get("function"), f.get("file"), f.get("line"), f.get("module"))
+                       for f in st.get("frames", []))
+        rows.append((frames, st.get("size"), st.get("count"), bool(st.get("truncated"))))
+    return sorted(rows, key=repr)
+
+
+def test_walk(c):
+    """The hook's own stack walk (src/tracer/hook_walk.c) against libunwind,
+    on an optimised program with every frame shape it must walk or decline
+    (walk_shapes.c).  TMTOP_HOOK_UNWIND=check makes the hook walk every stack
+    both ways and count the stacks that differ; then a run on the own walk
+    and a run on libunwind alone must report the same tracebacks."""
+    for frames in ("64", "10"):
+        c.label = "check, --frames %s" % frames
+        r = with_env("TMTOP_HOOK_UNWIND", "check", lambda: c.tmtop_run(
+            "walk", opts=["--frames", frames, "--key", "traceback"]))
+        if not r:
+            return
+        c.check_exit("walk", r, status=0)
+        c.eq(r.stdout, PROGRAMS["walk"].stdout, "stdout untouched")
+        m = WALK_CHECK.search(r.stderr)
+        if not c.check(m is not None, "the hook's check line on stderr"):
+            c.show(r)
+            continue
+        compared, differ, declined, memo = (int(g) for g in m.groups())
+        c.eq(differ, 0, "stacks where the own walk and libunwind differ")
+        c.check(b"stacks differ at" not in r.stderr, "no stack differs")
+        # 300 rounds of ~72 allocations in the main thread, 3 x 1500 x ~2 in threads
+        c.check(compared >= 25000, "own walks compared: %d" % compared)
+        c.check(memo * 2 >= compared, "walks answered from the memo: %d of %d" % (memo, compared))
+        # the signal frames (300) and makecontext's trampoline decline
+        c.check(300 <= declined <= 2000, "walks declined: %d" % declined)
+    c.label = ""
+    rows = {}
+    for mode in (None, "libunwind"):
+        r = with_env("TMTOP_HOOK_UNWIND", mode, lambda: c.tmtop_run(
+            "walk", opts=["--key", "traceback"]))
+        if not r or not r.data:
+            return
+        c.check_exit("walk", r, status=0)
+        c.check_sums("walk", r.data)
+        rows[mode] = traceback_stats(r.data)
+    c.check(len(rows[None]) >= 80, "distinct tracebacks: %d" % len(rows[None]))
+    c.check(rows[None] == rows["libunwind"],
+            "the same tracebacks, sizes and counts on the own walk and on libunwind "
+            "(%d and %d rows)" % (len(rows[None]), len(rows["libunwind"])))
 
 
 def test_dlopen(c):
@@ -1225,6 +1299,7 @@ TESTS = {
     "fork": test_fork,
     "deep": test_deep,
     "fds": test_fds,
+    "walk": test_walk,
     "text_format": test_text_format,
     "keys": test_keys,
     "cumulative": test_cumulative,
