@@ -585,21 +585,30 @@ static unsigned memo_reuse(struct walk_memo *m, uint64_t *buf, unsigned cap,
     unsigned nf = k + (MEMO_FRAMES - p);
     if (m->end == END_CAP && nf < cap)
         return 0; /* that walk stopped short of where this one must go */
-    for (unsigned i = p; i < MEMO_FRAMES - 1; i++) {
-        const struct memo_frame *f = &m->f[i];
-        if (*(const uint64_t *)(uintptr_t)f->ra_at != m->v[i + 1])
+    unsigned out = nf < cap ? nf : cap;
+    /* Checks and copies in one pass (buf[k..out) may be shorter than the
+     * frames checked: the cap).  buf beyond frame 0 is left as it is when
+     * it is the last walk's whole answer. */
+    int fill = !(k == 0 && nf == m->nf && cap == m->cap && same);
+    const struct memo_frame *f = &m->f[p], *last = &m->f[MEMO_FRAMES - 1];
+    const uint64_t *v = &m->v[p];
+    uint64_t *o = buf + k, *o_end = buf + out;
+    for (; f < last; f++, v++) {
+        if (fill && o < o_end)
+            *o++ = v[0];
+        if (*(const uint64_t *)(uintptr_t)f->ra_at != v[1])
             return 0;
-        if (f->bp_at && *(const uint64_t *)(uintptr_t)f->bp_at != m->f[i + 1].bp)
+        if (f->bp_at && *(const uint64_t *)(uintptr_t)f->bp_at != f[1].bp)
             return 0;
     }
+    if (fill && o < o_end)
+        *o = v[0];
     if (m->end == END_LOW && *(const uint64_t *)(uintptr_t)m->low_at != m->low_val)
         return 0;
-    unsigned out = nf < cap ? nf : cap;
-    if (k == 0 && nf == m->nf && cap == m->cap && same) {
-        *same = 1; /* buf beyond frame 0 is left as it is */
+    if (!fill) {
+        *same = 1;
         return out;
     }
-    memcpy(buf + k, &m->v[p], 8 * (size_t)(out - k));
     memo_store(m, pre, buf, k, p);
     m->cap = cap;
     return out;
