@@ -78,21 +78,23 @@ static void lt_set_cap(live_table *t, uint64_t cap)
 {
     t->cap = cap;
     if (cap < LT_SMALL_CAP) {
-        /* small: load in [1/24, 1/4]; the x2 growth and lt_fit_cap keep a
-         * factor of 1.5 at least between the thresholds, so no thrashing */
+        /* small: load at most 1/4, and never shrunk: a program that builds
+         * and frees a few thousand blocks over and over would otherwise have
+         * its table grown and shrunk (fresh zeroed pages, a rehash) each
+         * time, and a small table is at most 1 MiB */
         t->grow_at = cap / 4;
-        t->shrink_at = cap > LT_MIN_CAP ? cap / 24 : 0;
+        t->shrink_at = 0;
     } else {
         t->grow_at = cap * 3 / 4; /* growing x1.5 past it keeps the load above 1/2 */
         t->shrink_at = cap / 8;
     }
 }
 
-/* The capacity a table holding count entries shrinks to. */
+/* The capacity a large table holding count entries shrinks to. */
 static uint64_t lt_fit_cap(uint64_t count)
 {
-    if (count * 6 < LT_SMALL_CAP) /* small: load 1/6 */
-        return count * 6 < LT_MIN_CAP ? LT_MIN_CAP : count * 6;
+    if (count * 4 <= LT_SMALL_CAP / 2) /* the largest small one, load <= 1/4 */
+        return LT_SMALL_CAP / 2;
     if (count * 2 < LT_SMALL_CAP) /* too full for a small one */
         return LT_SMALL_CAP;
     return count * 2; /* load 1/2 */

@@ -17,8 +17,11 @@
  * scaled to the capacity instead of shifted, so the table can grow by x1.5
  * (load stays within [0.5, 0.75] while growing: 21-32 bytes per live block).
  * A small table (below LT_SMALL_CAP slots, 1 MiB) is kept at a load of at
- * most 1/4 instead: its probe runs and deletion shifts stay short, and its
- * memory does not matter. */
+ * most 1/4 instead, and never shrinks: its probe runs and deletion shifts
+ * stay short, it is not rebuilt each time a program frees and rebuilds a
+ * few thousand blocks, and its memory does not matter.  A large table
+ * shrinks to half empty when it is 7/8 empty, down to the largest small
+ * size. */
 #define LT_MIN_CAP 1024u
 #define LT_SMALL_CAP 65536u
 #define LT_BIG_SIZE UINT32_MAX /* slot size meaning "look in the big map" */

@@ -177,7 +177,7 @@ static void test_million(void)
         do_free(&t);
     check_exact(&t, "all freed");
     CHECK_U64(ts_totals(&t).current, 0);
-    CHECK(t.s->lt.cap == LT_MIN_CAP); /* shrunk back */
+    CHECK(t.s->lt.cap == LT_SMALL_CAP / 2); /* shrunk back to the largest small table */
     free(live);
     live = NULL;
     ts_close(&t);
@@ -323,10 +323,34 @@ static void bench_snapshot(void)
     ts_close(&t);
 }
 
+/* A program that builds a few thousand blocks and frees them all, over and
+ * over: the small table keeps its size instead of being rebuilt each time. */
+static void test_churn_keeps_table(void)
+{
+    tstream t;
+    ts_open(&t);
+    define_stacks(&t);
+    uint64_t cap = 0;
+    for (int round = 0; round < 5; round++) {
+        for (uint64_t i = 1; i <= 5000; i++)
+            CHECK(ev_alloc(&t, (uint32_t)(i % NSTACKS), 0x7f0000000000ull + 64 * i, 48) == 0);
+        if (round == 0)
+            cap = t.s->lt.cap;
+        CHECK_U64(t.s->lt.cap, cap);
+        for (uint64_t i = 1; i <= 5000; i++)
+            CHECK(ev_free(&t, 0x7f0000000000ull + 64 * i) == 0);
+        CHECK_U64(t.s->lt.cap, cap); /* not shrunk */
+        CHECK_U64(ts_totals(&t).current, 0);
+    }
+    CHECK(cap > LT_MIN_CAP && cap < LT_SMALL_CAP);
+    ts_close(&t);
+}
+
 int main(void)
 {
     test_million();
     test_bytes_per_block();
+    test_churn_keeps_table();
     bench_ingest(1000, 4000000);
     bench_ingest(1000000, 4000000);
     bench_snapshot();
