@@ -481,8 +481,9 @@ static __attribute__((noinline)) uint32_t rule_miss(uint64_t *t, uint64_t pc)
 {
     unsigned gen = __atomic_load_n(&g_forgets, __ATOMIC_ACQUIRE);
     uint32_t rule = rule_read(pc);
-    /* Not kept when a module went away meanwhile: pc's code may be gone. */
-    if (__atomic_load_n(&g_forgets, __ATOMIC_ACQUIRE) == gen)
+    /* Not kept when a module went away meanwhile (pc's code may be gone),
+     * nor for code above 2^47 (5-level paging), whose tag would not fit. */
+    if (__atomic_load_n(&g_forgets, __ATOMIC_ACQUIRE) == gen && !(pc >> 47))
         __atomic_store_n(&t[pc & (RULE_SLOTS - 1)], (pc >> RULE_BITS) << 32 | rule,
                          __ATOMIC_RELAXED);
     return rule;
