@@ -322,8 +322,8 @@ static int parse_payload(uint8_t type, const uint8_t *pl, uint32_t len, tm_wire_
     return c.bad ? -1 : 0;
 }
 
-int tm_wire_decode(tm_wire_decoder *d, const uint8_t *buf, size_t len, size_t *used,
-                   tm_wire_rec *rec, tm_err *err)
+int tm_wire_decode_any(tm_wire_decoder *d, const uint8_t *buf, size_t len, size_t *used,
+                       tm_wire_rec *rec, tm_err *err)
 {
     *used = 0;
     if (!d->have_preamble) {

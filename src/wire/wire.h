@@ -164,15 +164,16 @@ typedef struct tm_wire_decoder {
 
 void tm_wire_decoder_init(tm_wire_decoder *d);
 
-/* Decodes the next record from buf[0..len).
+/* tm_wire_decode (inline, after the encoders below) and tm_wire_decode_any
+ * decode the next record from buf[0..len).
  * Returns 1 and sets *used and *rec when a whole record (or the preamble) was
  * decoded; 0 when buf holds only part of a record (call again with more bytes;
  * *used = 0); -1 on malformed input or a wrong magic/major version (err says
  * what and at which stream offset; the stream cannot be resumed).
  * Unknown record types are skipped: they return 1 with rec->type set to the
  * unknown type and nothing else filled in. Never reads outside buf. */
-int tm_wire_decode(tm_wire_decoder *d, const uint8_t *buf, size_t len, size_t *used,
-                   tm_wire_rec *rec, tm_err *err);
+int tm_wire_decode_any(tm_wire_decoder *d, const uint8_t *buf, size_t len, size_t *used,
+                       tm_wire_rec *rec, tm_err *err);
 
 static inline uint64_t tm_wire_stack_ip(const tm_wire_rec *r, unsigned i)
 {
@@ -241,6 +242,40 @@ static inline size_t tm_wire_put_free(uint8_t *dst, uint64_t ptr, uint8_t kind)
     memcpy(dst + 2, &ptr, 8);
     dst[10] = kind;
     return TM_WIRE_FREE_LEN;
+}
+
+/* Inline for ALLOC and FREE at their own lengths, nearly every record of a
+ * stream: read in place, without a call.  tm_wire_decode_any decodes
+ * everything (the same record for these two, and the longer forms a newer
+ * minor version may send). */
+static inline int tm_wire_decode(tm_wire_decoder *d, const uint8_t *buf, size_t len, size_t *used,
+                                 tm_wire_rec *rec, tm_err *err)
+{
+    if (d->have_preamble && len >= TM_WIRE_FREE_LEN) {
+        if (buf[0] == TM_REC_ALLOC && buf[1] == TM_WIRE_ALLOC_LEN - 2 && len >= TM_WIRE_ALLOC_LEN &&
+            buf[6] <= TM_ALLOC_NEW_ARRAY) {
+            rec->type = TM_REC_ALLOC;
+            memcpy(&rec->u.alloc.stack_id, buf + 2, 4);
+            rec->u.alloc.kind = buf[6];
+            memcpy(&rec->u.alloc.ptr, buf + 7, 8);
+            memcpy(&rec->u.alloc.size, buf + 15, 8);
+            *used = TM_WIRE_ALLOC_LEN;
+            d->offset += TM_WIRE_ALLOC_LEN;
+            d->records++;
+            return 1;
+        }
+        if (buf[0] == TM_REC_FREE && buf[1] == TM_WIRE_FREE_LEN - 2 &&
+            buf[10] <= TM_FREE_REALLOC_PRE) {
+            rec->type = TM_REC_FREE;
+            memcpy(&rec->u.free.ptr, buf + 2, 8);
+            rec->u.free.kind = buf[10];
+            *used = TM_WIRE_FREE_LEN;
+            d->offset += TM_WIRE_FREE_LEN;
+            d->records++;
+            return 1;
+        }
+    }
+    return tm_wire_decode_any(d, buf, len, used, rec, err);
 }
 
 /* Human-readable name of a record type ("ALLOC"), or "unknown". */

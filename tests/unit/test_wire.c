@@ -267,6 +267,83 @@ static void test_garbage(void)
     }
 }
 
+/* ALLOC and FREE: the decoder's in-place path for their own lengths and its
+ * general path agree; bad kinds fail either way; a longer payload (a newer
+ * minor version's extra fields) keeps the known fields and is skipped whole;
+ * a record cut short waits for more bytes. */
+static void decode_after_preamble(const uint8_t *rec, size_t len, int *rc, tm_wire_rec *r,
+                                  size_t *used)
+{
+    uint8_t in[64];
+    tm_wire_decoder d;
+    tm_err err = {0};
+    size_t n = tm_wire_put_preamble(in), u;
+    memcpy(in + n, rec, len);
+    tm_wire_decoder_init(&d);
+    CHECK(tm_wire_decode(&d, in, n + len, &u, r, &err) == 1);
+    *rc = tm_wire_decode(&d, in + n, len, used, r, &err);
+}
+
+static void test_alloc_free_forms(void)
+{
+    uint8_t b[64];
+    tm_wire_rec r;
+    size_t used;
+    int rc;
+    /* every kind, both records */
+    for (unsigned k = 0; k <= TM_ALLOC_NEW_ARRAY; k++) {
+        size_t n = tm_wire_put_alloc(b, 0xabcdef01u, (uint8_t)k, 0x7f0012345678ull, 1ull << 40);
+        decode_after_preamble(b, n, &rc, &r, &used);
+        CHECK(rc == 1 && used == n && r.type == TM_REC_ALLOC);
+        CHECK_U64(r.u.alloc.stack_id, 0xabcdef01u);
+        CHECK_U64(r.u.alloc.kind, k);
+        CHECK_U64(r.u.alloc.ptr, 0x7f0012345678ull);
+        CHECK_U64(r.u.alloc.size, 1ull << 40);
+    }
+    for (unsigned k = 0; k <= TM_FREE_REALLOC_PRE; k++) {
+        size_t n = tm_wire_put_free(b, 0x7f0012345678ull, (uint8_t)k);
+        decode_after_preamble(b, n, &rc, &r, &used);
+        CHECK(rc == 1 && used == n && r.type == TM_REC_FREE);
+        CHECK_U64(r.u.free.ptr, 0x7f0012345678ull);
+        CHECK_U64(r.u.free.kind, k);
+    }
+    /* bad kinds */
+    size_t n = tm_wire_put_alloc(b, 1, TM_ALLOC_NEW_ARRAY + 1, 0x1000, 8);
+    decode_after_preamble(b, n, &rc, &r, &used);
+    CHECK(rc < 0);
+    n = tm_wire_put_free(b, 0x1000, TM_FREE_REALLOC_PRE + 1);
+    decode_after_preamble(b, n, &rc, &r, &used);
+    CHECK(rc < 0);
+    /* longer payloads: the known fields, the whole record used */
+    n = tm_wire_put_alloc(b, 9, TM_ALLOC_MALLOC, 0x2000, 16);
+    b[1] += 3;
+    memset(b + n, 0xee, 3);
+    decode_after_preamble(b, n + 3, &rc, &r, &used);
+    CHECK(rc == 1 && used == n + 3 && r.type == TM_REC_ALLOC);
+    CHECK(r.u.alloc.stack_id == 9 && r.u.alloc.ptr == 0x2000 && r.u.alloc.size == 16);
+    n = tm_wire_put_free(b, 0x3000, TM_FREE_FREE);
+    b[1] += 5;
+    memset(b + n, 0xee, 5);
+    decode_after_preamble(b, n + 5, &rc, &r, &used);
+    CHECK(rc == 1 && used == n + 5 && r.type == TM_REC_FREE && r.u.free.ptr == 0x3000);
+    /* shorter payloads are corrupt */
+    n = tm_wire_put_alloc(b, 9, TM_ALLOC_MALLOC, 0x2000, 16);
+    b[1] -= 1;
+    decode_after_preamble(b, n - 1, &rc, &r, &used);
+    CHECK(rc < 0);
+    /* cut short: wait for more */
+    n = tm_wire_put_alloc(b, 9, TM_ALLOC_MALLOC, 0x2000, 16);
+    for (size_t cut = 0; cut < n; cut++) {
+        decode_after_preamble(b, cut, &rc, &r, &used);
+        CHECK(rc == 0 && used == 0);
+    }
+    n = tm_wire_put_free(b, 0x3000, TM_FREE_FREE);
+    for (size_t cut = 0; cut < n; cut++) {
+        decode_after_preamble(b, cut, &rc, &r, &used);
+        CHECK(rc == 0 && used == 0);
+    }
+}
+
 static void test_format_size(void)
 {
     char b[TM_SIZE_BUF];
@@ -290,6 +367,7 @@ static void test_format_size(void)
 
 int main(void)
 {
+    test_alloc_free_forms();
     test_round_trip();
     test_incremental();
     test_bad_header();
