@@ -568,55 +568,6 @@ def threadchurn_expect(waves, nthreads, nblocks):
     }
 
 
-def test_threadchurn(c, stamps=None):
-    """Waves of short-lived threads, more at once than the hook has
-    per-thread buffers for, freeing each other's blocks and allocating in
-    their exit destructors.  stamps="counter" makes the hook order events
-    by its global counter instead of the TSC."""
-    params = (3, 80, 300)
-    e = threadchurn_expect(*params)
-    saved = os.environ.get("TMTOP_HOOK_STAMPS")
-    if stamps:
-        os.environ["TMTOP_HOOK_STAMPS"] = stamps
-    try:
-        for run in range(2):
-            c.label = "run %d" % run
-            r = c.tmtop_run("threadchurn", args=[str(p) for p in params])
-            if not r or not r.data:
-                return
-            d = r.data
-            tag = "threadchurn#%d" % run
-            c.check_exit("threadchurn", r, status=0)
-            c.eq(r.stdout, b"threadchurn: done %d %d %d, %d exits\n"
-                 % (params + (e["exit_count"],)), "%s: stdout untouched" % tag)
-            st = c.check_sites("threadchurn", d, {
-                "tc_block": (e["block_size"], e["block_count"]),
-                "tc_exit": (40 * e["exit_count"], e["exit_count"]),
-            })
-            c.check_sums("threadchurn", d)
-            # One DTV per thread stack; later waves reuse the cached stacks.
-            create = st.get(c.where("threadchurn", "tc_create"), (0, 0))
-            c.eq(create[1], params[1], "%s: one live DTV block per thread stack" % tag)
-            c.check_totals("threadchurn", d,
-                           current=e["block_size"] + 40 * e["exit_count"] + create[0],
-                           blocks=e["block_count"] + e["exit_count"] + params[1],
-                           allocations=e["allocations"] + params[1],
-                           frees=e["frees"])
-            # glibc frees a reused stack's dynamic TLS block, which the
-            # unwinder allocated inside the hook (never recorded): the hook
-            # knows it for its own and does not record that free either.
-            c.eq(d.get("unknown_frees"), 0, "%s: unknown frees" % tag)
-    finally:
-        if saved is None:
-            os.environ.pop("TMTOP_HOOK_STAMPS", None)
-        else:
-            os.environ["TMTOP_HOOK_STAMPS"] = saved
-
-
-WALK_CHECK = re.compile(rb"tmtop-hook: unwind check: (\d+) stacks compared, (\d+) differ, "
-                        rb"(\d+) declined, (\d+) from the memo\n")
-
-
 def with_env(name, value, fn):
     """Runs fn() with the environment variable name set to value (None:
     unset), then restores it."""
@@ -632,6 +583,54 @@ def with_env(name, value, fn):
             os.environ.pop(name, None)
         else:
             os.environ[name] = saved
+
+
+def test_threadchurn(c, stamps=None):
+    """Waves of short-lived threads, more at once than the hook has
+    per-thread buffers for, freeing each other's blocks and allocating in
+    their exit destructors.  stamps="counter" makes the hook order events
+    by its global counter instead of the TSC."""
+    params = (3, 80, 300)
+    e = threadchurn_expect(*params)
+    if stamps:
+        with_env("TMTOP_HOOK_STAMPS", stamps, lambda: threadchurn_runs(c, params, e))
+    else:
+        threadchurn_runs(c, params, e)
+
+
+def threadchurn_runs(c, params, e):
+    """Two runs of e2e_threadchurn with params, checked against e."""
+    for run in range(2):
+        c.label = "run %d" % run
+        r = c.tmtop_run("threadchurn", args=[str(p) for p in params])
+        if not r or not r.data:
+            return
+        d = r.data
+        tag = "threadchurn#%d" % run
+        c.check_exit("threadchurn", r, status=0)
+        c.eq(r.stdout, b"threadchurn: done %d %d %d, %d exits\n"
+             % (params + (e["exit_count"],)), "%s: stdout untouched" % tag)
+        st = c.check_sites("threadchurn", d, {
+            "tc_block": (e["block_size"], e["block_count"]),
+            "tc_exit": (40 * e["exit_count"], e["exit_count"]),
+        })
+        c.check_sums("threadchurn", d)
+        # One DTV per thread stack; later waves reuse the cached stacks.
+        create = st.get(c.where("threadchurn", "tc_create"), (0, 0))
+        c.eq(create[1], params[1], "%s: one live DTV block per thread stack" % tag)
+        c.check_totals("threadchurn", d,
+                       current=e["block_size"] + 40 * e["exit_count"] + create[0],
+                       blocks=e["block_count"] + e["exit_count"] + params[1],
+                       allocations=e["allocations"] + params[1],
+                       frees=e["frees"])
+        # glibc frees a reused stack's dynamic TLS block, which the
+        # unwinder allocated inside the hook (never recorded): the hook
+        # knows it for its own and does not record that free either.
+        c.eq(d.get("unknown_frees"), 0, "%s: unknown frees" % tag)
+
+
+WALK_CHECK = re.compile(rb"tmtop-hook: unwind check: (\d+) stacks compared, (\d+) differ, "
+                        rb"(\d+) declined, (\d+) from the memo\n")
 
 
 def traceback_stats(d):
