@@ -502,6 +502,60 @@ static const char *row_file(dw *c, Dwarf_Line ln, uint64_t idx)
 static void walk_children(dw *c, Dwarf_Die parent, int32_t scope, uint32_t depth, int nest,
                           int in_func);
 
+/* Keeps the ranges of c->tmp[0..n) that hold code (address 0 and -1/-2 are
+ * what linkers leave for discarded code) at its front; returns how many. */
+static int keep_code_ranges(dw *c, int n)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        pc_range r = c->tmp[i];
+        if (r.lo >= r.hi || r.lo == 0 || r.lo >= ~1ull)
+            continue;
+        c->tmp[kept++] = r;
+    }
+    return kept;
+}
+
+/* Room for one more scope and kept more ranges.  0, or -1 with c->oom set. */
+static int scope_room(dw *c, int kept)
+{
+    if (c->nscopes >= INT32_MAX ||
+        sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
+        sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
+                 sizeof *c->ranges) < 0) {
+        c->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Adds (room made by scope_room) a function or inlined call named name,
+ * whose code is c->tmp[0..kept), inside scope parent (-1: a function of its
+ * own, nested or not), and its ranges at depth.  Returns it, its id in *id;
+ * the caller fills an inlined call's call site. */
+static sym_scope *scope_add(dw *c, int kept, const char *name, int link, int32_t parent,
+                            uint32_t depth, uint32_t *id)
+{
+    sym_scope *sc = &c->scopes[c->nscopes];
+    sc->name = name;
+    sc->call_file = NULL;
+    sc->call_line = 0;
+    sc->entry = c->tmp[0].lo;
+    sc->parent = parent;
+    sc->flags = parent < 0 && !link && !c->cu_is_c ? SYM_SCOPE_NAME_FROM_SYMTAB : 0;
+    *id = (uint32_t)c->nscopes++;
+    for (int i = 0; i < kept; i++) {
+        range *r = &c->ranges[c->nranges];
+        r->lo = c->tmp[i].lo;
+        r->hi = c->tmp[i].hi;
+        r->scope = *id;
+        r->depth = depth;
+        r->order = (uint32_t)c->nranges;
+        c->nranges++;
+    }
+    return sc;
+}
+
 /* in_func: die lies inside a function's DIE.  gcc writes the out-of-line
  * body of a lambda's operator() (and of other local classes' methods) inside
  * the closure type, inside the enclosing function's DIE, which is often an
@@ -520,15 +574,7 @@ static void visit(dw *c, Dwarf_Die die, int32_t scope, uint32_t depth, int nest,
     case DW_TAG_subprogram:
     case DW_TAG_inlined_subroutine:
     case DW_TAG_entry_point: {
-        int n = die_ranges(c, die);
-        int kept = 0;
-        for (int i = 0; i < n; i++) {
-            /* address 0 and -1/-2 are what linkers leave for discarded code */
-            pc_range r = c->tmp[i];
-            if (r.lo >= r.hi || r.lo == 0 || r.lo >= ~1ull)
-                continue;
-            c->tmp[kept++] = r;
-        }
+        int kept = keep_code_ranges(c, die_ranges(c, die));
         if (!kept) {
             /* declarations and abstract instances: no code of their own,
              * but maybe local classes with method bodies */
@@ -536,39 +582,20 @@ static void visit(dw *c, Dwarf_Die die, int32_t scope, uint32_t depth, int nest,
                 walk_children(c, die, scope, depth, nest + 1, 1);
             return;
         }
-        if (c->nscopes >= INT32_MAX ||
-            sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
-            sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
-                     sizeof *c->ranges) < 0) {
-            c->oom = 1;
+        if (scope_room(c, kept) < 0)
             return;
-        }
         int link;
-        sym_scope *sc = &c->scopes[c->nscopes];
         c->cur_tag = tag;
-        sc->name = die_name(c, die, 0, &link);
-        sc->call_file = NULL;
-        sc->call_line = 0;
-        sc->entry = c->tmp[0].lo;
-        /* a nested (not inlined) function is a real function of its own */
-        sc->parent = tag == DW_TAG_inlined_subroutine ? scope : -1;
-        sc->flags = sc->parent < 0 && !link && !c->cu_is_c ? SYM_SCOPE_NAME_FROM_SYMTAB : 0;
-        if (tag == DW_TAG_inlined_subroutine) {
+        const char *name = die_name(c, die, 0, &link);
+        int inlined = tag == DW_TAG_inlined_subroutine;
+        uint32_t id;
+        sym_scope *sc = scope_add(c, kept, name, link, inlined ? scope : -1, depth, &id);
+        if (inlined) {
             uint64_t v;
             if (attr_udata(c, die, DW_AT_call_file, &v))
                 sc->call_file = file_name(c, v);
             if (attr_udata(c, die, DW_AT_call_line, &v))
                 sc->call_line = v > UINT32_MAX ? 0 : (uint32_t)v;
-        }
-        uint32_t id = (uint32_t)c->nscopes++;
-        for (int i = 0; i < kept; i++) {
-            range *r = &c->ranges[c->nranges];
-            r->lo = c->tmp[i].lo;
-            r->hi = c->tmp[i].hi;
-            r->scope = id;
-            r->depth = depth;
-            r->order = (uint32_t)c->nranges;
-            c->nranges++;
         }
         walk_children(c, die, (int32_t)id, depth + 1, nest + 1, 1);
         return;
@@ -698,52 +725,27 @@ static int own_visit(dw *c, const sym_die *d, const unsigned char **p, int32_t s
             c->oom = 1;
             return 0;
         }
-        int kept = 0;
-        for (int i = 0; i < n; i++) {
-            pc_range r = c->tmp[i];
-            if (r.lo >= r.hi || r.lo == 0 || r.lo >= ~1ull)
-                continue;
-            c->tmp[kept++] = r;
-        }
+        int kept = keep_code_ranges(c, n);
         if (!kept) {
             if (d->tag == DW_TAG_subprogram)
                 return own_children(c, d, p, scope, depth, nest + 1, 1);
             return sym_die_skip_children(&c->own, d, p);
         }
-        if (c->nscopes >= INT32_MAX ||
-            sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
-            sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
-                     sizeof *c->ranges) < 0) {
-            c->oom = 1;
+        if (scope_room(c, kept) < 0)
             return 0;
-        }
         int link;
         const char *name;
         c->cur_tag = (Dwarf_Half)d->tag;
         if (own_name(c, d, 0, &link, &name) < 0)
             return -1;
-        sym_scope *sc = &c->scopes[c->nscopes];
-        sc->name = name;
-        sc->call_file = NULL;
-        sc->call_line = 0;
-        sc->entry = c->tmp[0].lo;
-        sc->parent = d->tag == DW_TAG_inlined_subroutine ? scope : -1;
-        sc->flags = sc->parent < 0 && !link && !c->cu_is_c ? SYM_SCOPE_NAME_FROM_SYMTAB : 0;
-        if (d->tag == DW_TAG_inlined_subroutine) {
+        int inlined = d->tag == DW_TAG_inlined_subroutine;
+        uint32_t id;
+        sym_scope *sc = scope_add(c, kept, name, link, inlined ? scope : -1, depth, &id);
+        if (inlined) {
             if (d->has & SYM_DIE_CALL_FILE)
                 sc->call_file = file_name(c, d->call_file);
             if (d->has & SYM_DIE_CALL_LINE)
                 sc->call_line = d->call_line > UINT32_MAX ? 0 : (uint32_t)d->call_line;
-        }
-        uint32_t id = (uint32_t)c->nscopes++;
-        for (int i = 0; i < kept; i++) {
-            range *r = &c->ranges[c->nranges];
-            r->lo = c->tmp[i].lo;
-            r->hi = c->tmp[i].hi;
-            r->scope = id;
-            r->depth = depth;
-            r->order = (uint32_t)c->nranges;
-            c->nranges++;
         }
         return own_children(c, d, p, (int32_t)id, depth + 1, nest + 1, 1);
     }
