@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int tm_err_set(tm_err *err, int code, const char *fmt, ...)
 {
@@ -32,4 +33,22 @@ char *tm_format_size(char *buf, double size, int sign)
         size /= 1024;
     }
     return buf; /* not reached */
+}
+
+int tm_grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > SIZE_MAX / 2 / elem)
+            return -1;
+        ncap *= 2;
+    }
+    void *np = realloc(*p, ncap * elem);
+    if (!np)
+        return -1;
+    *p = np;
+    *cap = ncap;
+    return 0;
 }

@@ -30,6 +30,11 @@ typedef struct tm_err {
  * Always returns -1 so callers can write `return tm_err_set(...)`. */
 int tm_err_set(tm_err *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Makes *p (an array of *cap elements of elem bytes) hold at least need,
+ * doubling its capacity (from 16).  0, or -1 (out of memory or overflow)
+ * with *p and *cap as they were. */
+int tm_grow(void **p, size_t *cap, size_t need, size_t elem);
+
 /* ---- modules -------------------------------------------------------------
  * A loaded object of the target as the hook saw it (dl_iterate_phdr). */
 #define TM_BUILD_ID_MAX 64

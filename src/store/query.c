@@ -514,24 +514,11 @@ static long gt_get(gtab *t, uint64_t hash, const tm_frame *const *fp, size_t nf,
     if (!t->slot || (t->n + 1) * 2 > t->mask + 1)
         if (gt_grow_slots(t) != 0)
             return -1;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        group *v = realloc(t->g, cap * sizeof *v);
-        if (!v)
-            return -1;
-        t->g = v;
-        t->cap = cap;
-    }
-    if (t->nfr + nf > t->frcap) {
-        size_t cap = t->frcap ? t->frcap * 2 : 256;
-        while (cap < t->nfr + nf)
-            cap *= 2;
-        tm_frame *v = realloc(t->fr, cap * sizeof *v);
-        if (!v)
-            return -1;
-        t->fr = v;
-        t->frcap = cap;
-    }
+    if (t->n == t->cap && tm_grow((void **)&t->g, &t->cap, t->n + 1, sizeof *t->g) != 0)
+        return -1;
+    if (t->nfr + nf > t->frcap &&
+        tm_grow((void **)&t->fr, &t->frcap, t->nfr + nf, sizeof *t->fr) != 0)
+        return -1;
     g = &t->g[t->n];
     memset(g, 0, sizeof *g);
     g->hash = hash;
@@ -1080,16 +1067,9 @@ static int view_group_stack(tm_view *v, qctx *c, uint32_t id)
     if (e->state == VS_UNKNOWN || n > e->n) {
         /* a new place at the end; the old one (a stack whose frames were
          * pending and grew when resolved) is garbage until the next reset */
-        if (v->nglist + n > v->glist_cap) {
-            size_t cap = v->glist_cap ? v->glist_cap * 2 : 4096;
-            while (cap < v->nglist + n)
-                cap *= 2;
-            uint32_t *g = realloc(v->glist, cap * sizeof *g);
-            if (!g)
-                return -1;
-            v->glist = g;
-            v->glist_cap = cap;
-        }
+        if (v->nglist + n > v->glist_cap &&
+            tm_grow((void **)&v->glist, &v->glist_cap, v->nglist + n, sizeof *v->glist) != 0)
+            return -1;
         if (e->state != VS_UNKNOWN)
             v->glist_dead += e->n;
         e->off = (uint32_t)v->nglist;
@@ -1148,14 +1128,9 @@ static inline vrow *view_row(tm_view *v, uint32_t gi)
 {
     vslot *sl = &v->gen[gi];
     if (sl->gen != v->update) {
-        if (v->nrows == v->rows_cap) {
-            size_t cap = v->rows_cap ? v->rows_cap * 2 : 1024;
-            vrow *r = realloc(v->rows, cap * sizeof *r);
-            if (!r)
-                return NULL;
-            v->rows = r;
-            v->rows_cap = cap;
-        }
+        if (v->nrows == v->rows_cap &&
+            tm_grow((void **)&v->rows, &v->rows_cap, v->nrows + 1, sizeof *v->rows) != 0)
+            return NULL;
         sl->gen = v->update;
         sl->row = (uint32_t)v->nrows;
         v->rows[v->nrows++] = (vrow){0, 0, 0, 0, gi};
@@ -1189,15 +1164,10 @@ static int view_osum(tm_view *v, const tm_snapshot *old)
         for (uint32_t k = 0; k < st->n; k++) {
             uint32_t gi = v->glist[st->off + k];
             if (!at[gi]) {
-                if (v->nosum == v->osum_cap) {
-                    size_t cap = v->osum_cap ? v->osum_cap * 2 : 1024;
-                    vosum *o = realloc(v->osum, cap * sizeof *o);
-                    if (!o) {
-                        free(at);
-                        return -1;
-                    }
-                    v->osum = o;
-                    v->osum_cap = cap;
+                if (v->nosum == v->osum_cap &&
+                    tm_grow((void **)&v->osum, &v->osum_cap, v->nosum + 1, sizeof *v->osum) != 0) {
+                    free(at);
+                    return -1;
                 }
                 v->osum[v->nosum++] = (vosum){0, 0, gi};
                 at[gi] = (uint32_t)v->nosum;
@@ -1236,14 +1206,9 @@ static int view_count_pending(tm_view *v)
     for (; v->pg_scanned < v->t.n; v->pg_scanned++) {
         if (!v->t.g[v->pg_scanned].pending)
             continue;
-        if (v->npg == v->pg_cap) {
-            size_t cap = v->pg_cap ? v->pg_cap * 2 : 256;
-            uint32_t *n = realloc(v->pg, cap * sizeof *n);
-            if (!n)
-                return -1;
-            v->pg = n;
-            v->pg_cap = cap;
-        }
+        if (v->npg == v->pg_cap &&
+            tm_grow((void **)&v->pg, &v->pg_cap, v->npg + 1, sizeof *v->pg) != 0)
+            return -1;
         v->pg[v->npg++] = (uint32_t)v->pg_scanned;
     }
     v->npending = 0;

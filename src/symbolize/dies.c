@@ -128,8 +128,8 @@ static int parse_abbrevs(sym_cu *cu, uint64_t off)
         uint64_t tag = tm_rd_uleb(&r);
         unsigned children = (unsigned)tm_rd_fixed(&r, 1);
         if (r.bad || tag > UINT32_MAX ||
-            sym_grow((void **)&cu->abbrevs, &cu->abbrevs_cap, cu->nabbrevs + 1,
-                     sizeof *cu->abbrevs) < 0)
+            tm_grow((void **)&cu->abbrevs, &cu->abbrevs_cap, cu->nabbrevs + 1,
+                    sizeof *cu->abbrevs) < 0)
             return -1;
         sym_abbrev *ab = &cu->abbrevs[cu->nabbrevs++];
         ab->code = code;
@@ -159,8 +159,7 @@ static int parse_abbrevs(sym_cu *cu, uint64_t off)
                 return -1;
             if (at == 0 && form == 0)
                 break;
-            if (sym_grow((void **)&cu->specs, &cu->specs_cap, cu->nspecs + 1, sizeof *cu->specs) <
-                0)
+            if (tm_grow((void **)&cu->specs, &cu->specs_cap, cu->nspecs + 1, sizeof *cu->specs) < 0)
                 return -1;
             sym_aspec *sp = &cu->specs[cu->nspecs++];
             sp->at = (uint32_t)at;
@@ -776,7 +775,7 @@ int sym_die_at(const sym_cu *cu, uint64_t off, sym_die *d)
 
 static int push_range(sym_range **buf, size_t *cap, int n, uint64_t lo, uint64_t hi)
 {
-    if (n >= INT32_MAX || sym_grow((void **)buf, cap, (size_t)n + 1, sizeof **buf) < 0)
+    if (n >= INT32_MAX || tm_grow((void **)buf, cap, (size_t)n + 1, sizeof **buf) < 0)
         return -1;
     (*buf)[n] = (sym_range){lo, hi};
     return 0;

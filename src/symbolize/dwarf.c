@@ -327,7 +327,7 @@ static int die_ranges(dw *c, Dwarf_Die die)
             return 0;
         if (cls == DW_FORM_CLASS_CONSTANT)
             hi += lo;
-        if (sym_grow((void **)&c->tmp, &c->tmp_cap, 1, sizeof *c->tmp) < 0) {
+        if (tm_grow((void **)&c->tmp, &c->tmp_cap, 1, sizeof *c->tmp) < 0) {
             c->oom = 1;
             return 0;
         }
@@ -377,7 +377,7 @@ static int die_ranges(dw *c, Dwarf_Die die)
                  * have already been applied */
                 if (code == DW_RLE_base_address || code == DW_RLE_base_addressx || unavailable)
                     continue;
-                if (sym_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
+                if (tm_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
                     c->oom = 1;
                     break;
                 }
@@ -404,7 +404,7 @@ static int die_ranges(dw *c, Dwarf_Die die)
                     base = buf[i].dwr_addr2;
                     continue;
                 }
-                if (sym_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
+                if (tm_grow((void **)&c->tmp, &c->tmp_cap, (size_t)n + 1, sizeof *c->tmp) < 0) {
                     c->oom = 1;
                     break;
                 }
@@ -478,7 +478,7 @@ static const char *row_file(dw *c, Dwarf_Line ln, uint64_t idx)
     if (i >= (1u << 20))
         return file_name(c, idx); /* absurd index: no table that large */
     if (i >= c->lazy_n) {
-        if (sym_grow((void **)&c->lazy, &c->lazy_cap, i + 1, sizeof *c->lazy) < 0) {
+        if (tm_grow((void **)&c->lazy, &c->lazy_cap, i + 1, sizeof *c->lazy) < 0) {
             c->oom = 1;
             return NULL;
         }
@@ -520,9 +520,9 @@ static int keep_code_ranges(dw *c, int n)
 static int scope_room(dw *c, int kept)
 {
     if (c->nscopes >= INT32_MAX ||
-        sym_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
-        sym_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept,
-                 sizeof *c->ranges) < 0) {
+        tm_grow((void **)&c->scopes, &c->scopes_cap, c->nscopes + 1, sizeof *c->scopes) < 0 ||
+        tm_grow((void **)&c->ranges, &c->ranges_cap, c->nranges + (size_t)kept, sizeof *c->ranges) <
+            0) {
         c->oom = 1;
         return -1;
     }
@@ -828,7 +828,7 @@ static int load_files(dw *c, Dwarf_Die cu, const char ***files, size_t *cap)
         dw_fail(c, &err);
     if (rc != DW_DLV_OK)
         return -1;
-    if (n > 0 && sym_grow((void **)files, cap, (size_t)n, sizeof **files) < 0) {
+    if (n > 0 && tm_grow((void **)files, cap, (size_t)n, sizeof **files) < 0) {
         free_srcfiles(c, src, n);
         c->oom = 1;
         return -1;
@@ -861,7 +861,7 @@ static int add_row(dw *c, size_t *seq_start, uint64_t addr, const char *file, ui
         r = last;
     } else {
         if (c->nrows >= c->rows_cap &&
-            sym_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
+            tm_grow((void **)&c->rows, &c->rows_cap, c->nrows + 1, sizeof *c->rows) < 0) {
             c->oom = 1;
             return -1;
         }
@@ -1036,7 +1036,7 @@ static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
     int rc = -1;
 #define PUSH_DIR(s)                                                                                \
     do {                                                                                           \
-        if (sym_grow((void **)&dyn, &dcap, ndirs + 1, sizeof *dyn) < 0)                            \
+        if (tm_grow((void **)&dyn, &dcap, ndirs + 1, sizeof *dyn) < 0)                             \
             goto out;                                                                              \
         dyn[ndirs++] = (s);                                                                        \
         dirs = dyn;                                                                                \
@@ -1093,8 +1093,8 @@ static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
                     }
                     path = buf;
                 }
-                if (sym_grow((void **)c->files_buf, c->files_cap, nfiles + 1,
-                             sizeof **c->files_buf) < 0)
+                if (tm_grow((void **)c->files_buf, c->files_cap, nfiles + 1,
+                            sizeof **c->files_buf) < 0)
                     goto out;
                 const char *in = sym_intern_str(c->in, path);
                 if (!in)
@@ -1149,8 +1149,7 @@ static int own_file_table(dw *c, lp_cursor *r, unsigned version, size_t offsz)
                     path = buf;
                 }
             }
-            if (sym_grow((void **)c->files_buf, c->files_cap, nfiles + 1, sizeof **c->files_buf) <
-                0)
+            if (tm_grow((void **)c->files_buf, c->files_cap, nfiles + 1, sizeof **c->files_buf) < 0)
                 goto out;
             const char *in = sym_intern_str(c->in, path);
             if (!in)
@@ -1430,7 +1429,7 @@ static int emit(sym_obj *o, size_t *cap, uint64_t lo, uint64_t hi, uint32_t scop
         o->segs[o->nsegs - 1].hi = hi;
         return 0;
     }
-    if (sym_grow((void **)&o->segs, cap, o->nsegs + 1, sizeof *o->segs) < 0)
+    if (tm_grow((void **)&o->segs, cap, o->nsegs + 1, sizeof *o->segs) < 0)
         return -1;
     o->segs[o->nsegs++] = (sym_seg){lo, hi, scope};
     return 0;
@@ -1463,7 +1462,7 @@ static int flatten(dw *c, sym_obj *o)
                 r.hi = stack[sp - 1].hi;
         }
         cur = r.lo;
-        if (sym_grow((void **)&stack, &scap, sp + 1, sizeof *stack) < 0) {
+        if (tm_grow((void **)&stack, &scap, sp + 1, sizeof *stack) < 0) {
             rc = -1;
             break;
         }

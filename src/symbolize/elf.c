@@ -183,7 +183,7 @@ int sym_elf_symbols(Elf *e, unsigned sh_type, sym_intern *in, sym_func **funcs, 
             Elf_Scn *tscn = elf_getscn(e, sym.st_shndx);
             if (!tscn || !gelf_getshdr(tscn, &tsh))
                 continue;
-            if (sym_grow((void **)funcs, cap, *n + 1, sizeof **funcs) < 0)
+            if (tm_grow((void **)funcs, cap, *n + 1, sizeof **funcs) < 0)
                 return -1;
             int local = GELF_ST_BIND(sym.st_info) == STB_LOCAL;
             const char *iname = sym_intern_str(in, name);

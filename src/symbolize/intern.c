@@ -1,26 +1,8 @@
-/* intern.c - the symbolizer's string intern table and array growth helper. */
+/* intern.c - the symbolizer's string intern table. */
 #include "symbolize_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-int sym_grow(void **p, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t ncap = *cap ? *cap : 16;
-    while (ncap < need) {
-        if (ncap > SIZE_MAX / 2 / elem)
-            return -1;
-        ncap *= 2;
-    }
-    void *np = realloc(*p, ncap * elem);
-    if (!np)
-        return -1;
-    *p = np;
-    *cap = ncap;
-    return 0;
-}
 
 /* Strings are copied into large chunks so that interning costs one memcpy and
  * nothing is freed one by one: the table only grows until it is dropped. */

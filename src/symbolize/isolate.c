@@ -185,7 +185,7 @@ static uint32_t str_index(strtab *t, const char *s)
             i = (i + 1) & (t->cap - 1);
     }
     if (t->n >= NO_STR - 1 ||
-        sym_grow((void **)&t->list, &t->list_cap, t->n + 1, sizeof *t->list) < 0) {
+        tm_grow((void **)&t->list, &t->list_cap, t->n + 1, sizeof *t->list) < 0) {
         t->oom = 1;
         return NO_STR;
     }
@@ -429,7 +429,7 @@ static int receive_tables(reader *r, sym_obj *o, sym_intern *in, uint64_t *error
     for (uint64_t i = 0; !bad && i < h.nstrings; i++) {
         uint32_t len;
         if (r_get(r, &len, sizeof len) < 0 || len > (1u << 24) ||
-            sym_grow((void **)&tmp, &tmpcap, (size_t)len + 1, 1) < 0 || r_get(r, tmp, len) < 0 ||
+            tm_grow((void **)&tmp, &tmpcap, (size_t)len + 1, 1) < 0 || r_get(r, tmp, len) < 0 ||
             !(strs[i] = sym_intern_strn(in, tmp, len)))
             bad = 1;
     }

@@ -333,9 +333,8 @@ static const modmap *obj_for(tm_sym *s, const tm_module *mod, int wait)
         if (!o && !wait && s->nloading >= SYM_MAX_LOADING)
             return NULL;
         const char *ipath = sym_intern_str(s->in, mod->path);
-        if (!ipath ||
-            sym_grow((void **)&s->mods, &s->mods_cap, s->nmods + 1, sizeof *s->mods) < 0 ||
-            sym_grow((void **)&s->objs, &s->objs_cap, s->nobjs + 1, sizeof *s->objs) < 0)
+        if (!ipath || tm_grow((void **)&s->mods, &s->mods_cap, s->nmods + 1, sizeof *s->mods) < 0 ||
+            tm_grow((void **)&s->objs, &s->objs_cap, s->nobjs + 1, sizeof *s->objs) < 0)
             return NULL;
         if (!o) {
             o = calloc(1, sizeof *o);
@@ -494,7 +493,7 @@ static void cache_put(tm_sym *s, uint32_t id, uint64_t address, uint64_t bias, c
     if ((s->cache_count + 1) * 4 > s->cache_cap * 3 && cache_grow(s) < 0)
         return;
     if (s->npool + (size_t)n > UINT32_MAX ||
-        sym_grow((void **)&s->pool, &s->pool_cap, s->npool + (size_t)n, sizeof *s->pool) < 0)
+        tm_grow((void **)&s->pool, &s->pool_cap, s->npool + (size_t)n, sizeof *s->pool) < 0)
         return;
     size_t i = cache_slot(s, id, address);
     while (s->cache[i].n)

@@ -10,11 +10,7 @@
 #include <stdint.h>
 
 #include "byte_reader.h"
-
-/* ---- growable arrays ------------------------------------------------------
- * Makes room for `need` elements of size elem in *p (capacity *cap, doubled
- * as needed).  Returns 0, or -1 when out of memory (*p is left untouched). */
-int sym_grow(void **p, size_t *cap, size_t need, size_t elem);
+#include "common.h"
 
 /* ---- string interning -----------------------------------------------------
  * Every string a frame carries lives in the intern table, so frames can hold
