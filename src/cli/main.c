@@ -298,29 +298,16 @@ static void order_procs(ingest *in)
 {
     tm_store *out[MAX_PROCS];
     uint32_t ppid[MAX_PROCS], out_pid[MAX_PROCS];
-    int taken[MAX_PROCS] = {0};
-    size_t n = 0, stack[MAX_PROCS], depth = 0;
+    size_t order[MAX_PROCS];
     for (size_t i = 0; i < in->n; i++) {
         tm_totals t;
         tm_store_totals(in->store[i], &t);
         ppid[i] = t.ppid;
     }
-    for (size_t root = 0; root < in->n; root++) {
-        if (taken[root])
-            continue;
-        taken[root] = 1;
-        stack[depth++] = root;
-        while (depth) {
-            size_t p = stack[--depth];
-            out_pid[n] = in->pid[p];
-            out[n++] = in->store[p];
-            /* Pushed in reverse so that the earliest sibling comes first. */
-            for (size_t i = in->n; i-- > 0;)
-                if (!taken[i] && ppid[i] == in->pid[p]) {
-                    taken[i] = 1;
-                    stack[depth++] = i;
-                }
-        }
+    size_t n = tm_proc_order(in->n, in->pid, ppid, order);
+    for (size_t i = 0; i < n; i++) {
+        out[i] = in->store[order[i]];
+        out_pid[i] = in->pid[order[i]];
     }
     for (size_t i = 0; i < n; i++) {
         in->store[i] = out[i];

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int tm_err_set(tm_err *err, int code, const char *fmt, ...)
 {
@@ -51,4 +52,29 @@ int tm_grow(void **p, size_t *cap, size_t need, size_t elem)
     *p = np;
     *cap = ncap;
     return 0;
+}
+
+size_t tm_proc_order(size_t n, const uint32_t *pid, const uint32_t *ppid, size_t *order)
+{
+    if (!n)
+        return 0;
+    size_t stack[n], depth = 0, k = 0;
+    unsigned char taken[n];
+    memset(taken, 0, n);
+    for (size_t root = 0; root < n; root++) {
+        if (taken[root])
+            continue;
+        taken[root] = 1;
+        stack[depth++] = root;
+        while (depth) {
+            size_t p = stack[--depth];
+            order[k++] = p;
+            for (size_t i = n; i-- > 0;) /* reversed: the earliest sibling comes first */
+                if (!taken[i] && ppid[i] == pid[p]) {
+                    taken[i] = 1;
+                    stack[depth++] = i;
+                }
+        }
+    }
+    return k;
 }

@@ -35,6 +35,14 @@ int tm_err_set(tm_err *err, int code, const char *fmt, ...) __attribute__((forma
  * with *p and *cap as they were. */
 int tm_grow(void **p, size_t *cap, size_t need, size_t elem);
 
+/* The order tmtop shows traced processes in: the target, then each process
+ * right after its parent (depth first, siblings in the order of their
+ * indexes, i.e. of their streams; a grandchild's stream may begin before
+ * its parent's).  pid[i] and ppid[i] describe process i; writes the indexes
+ * in that order to order[0..n) and returns n.  For the few processes one
+ * run traces (it works on the stack). */
+size_t tm_proc_order(size_t n, const uint32_t *pid, const uint32_t *ppid, size_t *order);
+
 /* ---- modules -------------------------------------------------------------
  * A loaded object of the target as the hook saw it (dl_iterate_phdr). */
 #define TM_BUILD_ID_MAX 64

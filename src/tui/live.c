@@ -510,9 +510,8 @@ static void ui_show_proc(ui *u, size_t i, uint64_t now)
 static size_t ui_order(const ui *u, size_t *order)
 {
     live *lv = u->lv;
-    size_t n = atomic_load(&lv->nprocs), k = 0, stack[MAX_PROCS], depth = 0;
+    size_t n = atomic_load(&lv->nprocs);
     uint32_t ppid[MAX_PROCS];
-    int taken[MAX_PROCS] = {0};
     pthread_mutex_lock(&lv->store_mu);
     for (size_t i = 0; i < n; i++) {
         tm_totals t;
@@ -520,22 +519,7 @@ static size_t ui_order(const ui *u, size_t *order)
         ppid[i] = t.ppid;
     }
     pthread_mutex_unlock(&lv->store_mu);
-    for (size_t root = 0; root < n; root++) {
-        if (taken[root])
-            continue;
-        taken[root] = 1;
-        stack[depth++] = root;
-        while (depth) {
-            size_t p = stack[--depth];
-            order[k++] = p;
-            for (size_t i = n; i-- > 0;) /* reversed: the earliest sibling comes first */
-                if (!taken[i] && ppid[i] == lv->pids[p]) {
-                    taken[i] = 1;
-                    stack[depth++] = i;
-                }
-        }
-    }
-    return k;
+    return tm_proc_order(n, lv->pids, ppid, order);
 }
 
 /* The position of the shown process in ui_order, from 0. */
