@@ -642,13 +642,14 @@ static int read_common(reader *rd, tm_tracefile_info *info, tm_err *err)
     return rc;
 }
 
-int tm_tracefile_read_fd(int fd, tm_tracefile_info *info, tm_tracefile_fn fn, void *ctx,
-                         tm_err *err)
+/* Reads a recording from src (a file or memory). */
+static int read_source(source src, tm_tracefile_info *info, tm_tracefile_fn fn, void *ctx,
+                       tm_err *err)
 {
     reader *rd = calloc(1, sizeof *rd);
     if (!rd)
         return tm_err_set(err, TM_E_NOMEM, "out of memory");
-    rd->src.fd = fd;
+    rd->src = src;
     rd->fn = fn;
     rd->ctx = ctx;
     int rc = read_common(rd, info, err);
@@ -656,18 +657,14 @@ int tm_tracefile_read_fd(int fd, tm_tracefile_info *info, tm_tracefile_fn fn, vo
     return rc;
 }
 
+int tm_tracefile_read_fd(int fd, tm_tracefile_info *info, tm_tracefile_fn fn, void *ctx,
+                         tm_err *err)
+{
+    return read_source((source){.fd = fd}, info, fn, ctx, err);
+}
+
 int tm_tracefile_read_mem(const uint8_t *buf, size_t len, tm_tracefile_info *info,
                           tm_tracefile_fn fn, void *ctx, tm_err *err)
 {
-    reader *rd = calloc(1, sizeof *rd);
-    if (!rd)
-        return tm_err_set(err, TM_E_NOMEM, "out of memory");
-    rd->src.fd = -1;
-    rd->src.mem = buf;
-    rd->src.memlen = len;
-    rd->fn = fn;
-    rd->ctx = ctx;
-    int rc = read_common(rd, info, err);
-    free(rd);
-    return rc;
+    return read_source((source){.fd = -1, .mem = buf, .memlen = len}, info, fn, ctx, err);
 }
